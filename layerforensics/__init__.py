@@ -1,0 +1,29 @@
+"""layerforensics: container images (layers, history, config) as pandas DataFrames.
+
+>>> import layerforensics as lf
+>>> img = lf.open_image("app.tar")        # docker save, OCI layout, ... detected from content
+>>> img.deleted                            # files removed by a later layer, still recoverable
+>>> img.read("/secret.txt", layer=1)       # their bytes, from the layer that wrote them
+
+Sources (where bytes come from) live in ``_container`` and ``_sources``; the analysis of what
+layers mean in ``_tarscan``, ``_overlay`` and :mod:`layerforensics.image`; presentation in
+``cli`` (and plots and widgets). Everything public is listed in ``__all__``.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .errors import LayerForensicsError
+from .image import FileRow, Image, list_images, open_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FileRow",
+    "Image",
+    "LayerForensicsError",
+    "__version__",
+    "errors",
+    "list_images",
+    "open_image",
+]

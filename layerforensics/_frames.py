@@ -1,0 +1,52 @@
+"""Typed DataFrame construction shared by every frame: one place decides the dtypes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+FILE_TYPES = [
+    "file",
+    "dir",
+    "symlink",
+    "hardlink",
+    "char",
+    "block",
+    "fifo",
+    "whiteout",
+    "opaque",
+    "aufs-meta",
+]
+STATUSES = ["present", "overwritten", "deleted", "shadowed", "marker"]
+CHANGES = ["added", "modified", "deleted"]
+CAUSES = ["write", "whiteout", "opaque", "type-change"]
+COMPRESSIONS = ["none", "gzip", "zstd", "xz", "bzip2"]
+
+
+def category(values: Iterable[Any], categories: Sequence[str] | None = None) -> pd.Categorical:
+    return pd.Categorical(list(values), categories=categories)
+
+
+def string(values: Iterable[Any]) -> pd.array:
+    return pd.array(list(values), dtype="string")
+
+
+def nullable_int(values: Iterable[Any]) -> pd.array:
+    return pd.array([None if v is None or v == -1 else v for v in values], dtype="Int64")
+
+
+def boolean(values: Iterable[Any]) -> pd.array:
+    return pd.array(list(values), dtype="boolean")
+
+
+def utc_seconds(values: Iterable[float | None]) -> pd.Series:
+    return pd.to_datetime(pd.Series(list(values), dtype="Float64"), unit="s", utc=True)
+
+
+def utc_text(values: Iterable[str | None]) -> pd.Series:
+    """RFC 3339 strings (any precision, any offset) to UTC datetimes; unparsable become NaT."""
+    return pd.to_datetime(
+        pd.Series(list(values), dtype="object"), utc=True, errors="coerce", format="ISO8601"
+    )
