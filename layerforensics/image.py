@@ -27,7 +27,7 @@ from ._blobs import LayerStream, open_decompressed
 from ._container import Container, open_container
 from ._overlay import MARKER_TYPES, ReplayResult, replay
 from ._sources import ImageRecord, discover
-from ._sources._model import parse_json
+from ._sources._model import LayerInfo, parse_json
 from ._tarscan import TarEntry, normalize_path, scan_tar
 from .dockerfile import BuildStep, parse_created_by, reconstruct
 from .errors import (
@@ -56,16 +56,6 @@ class FileRow(NamedTuple):
     gid: int
     mtime: float
     sha256: str | None
-
-
-@dataclass(slots=True)
-class _LayerInfo:
-    compression: str
-    stored_size: int
-    tar_size: int
-    digest: str
-    diff_id: str
-    verified: bool | None
 
 
 def open_image(
@@ -235,7 +225,7 @@ class Image:
         self.image_id = "sha256:" + hashlib.sha256(record.config_bytes).hexdigest()
         self.warnings: list[str] = list(record.notes)
         self._entries: list[list[TarEntry] | None] = [None] * len(record.layers)
-        self._info: list[_LayerInfo | None] = [None] * len(record.layers)
+        self._info: list[LayerInfo | None] = [None] * len(record.layers)
         self._replays: dict[int, ReplayResult] = {}
         self._lock = threading.RLock()
         config = parse_json(record.config_bytes, record.config_label)
@@ -283,7 +273,10 @@ class Image:
 
     # ------------------------------------------------------------------ indexing
     def _layer_label(self, n: int) -> str:
-        return self._container.label(self._record.layers[n].member)
+        blob = self._record.layers[n]
+        if blob.provider is not None:
+            return blob.provider.label
+        return self._container.label(blob.member)
 
     def _open_stored(self, n: int) -> LayerStream:
         blob = self._record.layers[n]
@@ -303,6 +296,9 @@ class Image:
         sink: Callable[[int, TarEntry, bytes], None] | None = None,
     ) -> None:
         blob = self._record.layers[n]
+        if blob.provider is not None:
+            self._entries[n], self._info[n] = blob.provider.scan(want, sink)
+            return
         label = self._layer_label(n)
         stream = self._open_stored(n)
         if self._container.size(blob.member) == 0:
@@ -324,7 +320,7 @@ class Image:
                     verified = False
                     self._mismatch(label, f"layer {n} {what}", expected, actual)
         self._entries[n] = entries
-        self._info[n] = _LayerInfo(
+        self._info[n] = LayerInfo(
             stream.compression,
             stream.stored_size,
             stream.tar_size,
@@ -435,7 +431,7 @@ class Image:
             ``verified`` (boolean; <NA> when nothing declares a digest to check against).
         """
         entries = self._index()
-        info: list[_LayerInfo] = self._info  # type: ignore[assignment]
+        info: list[LayerInfo] = self._info  # type: ignore[assignment]
         step_of = self._step_of_layer()
         hs = self._history_entries
         steps: list[dict[str, Any]] = [
@@ -691,6 +687,8 @@ class Image:
                 self.path, f"{e.path} in layer {layer} is a {e.type}{detail}, not a file"
             )
         blob = self._record.layers[layer]
+        if blob.provider is not None:
+            return blob.provider.read(e)
         info = self._info[layer]
         view = self._container.view(blob.member)
         if info is not None and info.compression == "none" and view is not None:
@@ -798,6 +796,10 @@ class Image:
         if not wanted:
             return
         blob = self._record.layers[n]
+        if blob.provider is not None:
+            for i, e in wanted:
+                yield self._row(n, i, e), blob.provider.read(e)
+            return
         info = self._info[n]
         view = self._container.view(blob.member)
         if info is not None and info.compression == "none" and view is not None:

@@ -4,13 +4,47 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .._container import Container
+from .._tarscan import TarEntry
 from ..errors import InvalidJSONError
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(slots=True)
+class LayerInfo:
+    """What one indexing pass learned about a layer besides its entries."""
+
+    compression: str
+    stored_size: int
+    tar_size: int
+    digest: str | None
+    diff_id: str | None
+    verified: bool | None
+
+
+class LayerProvider(Protocol):
+    """A layer whose entries come from somewhere other than a tar blob (an overlay ``diff``
+    directory on a seized host, for example). Sources return one in :attr:`LayerBlob.provider`.
+    """
+
+    label: str
+
+    def scan(
+        self,
+        want: Callable[[TarEntry], bool] | None,
+        sink: Callable[[int, TarEntry, bytes], None] | None,
+    ) -> tuple[list[TarEntry], LayerInfo]:
+        """Every entry, in a stable order, with whiteouts expressed as tar-style markers."""
+        ...
+
+    def read(self, entry: TarEntry) -> bytes:
+        """The bytes of one regular-file entry returned by :meth:`scan`."""
+        ...
 
 
 @dataclass(slots=True)
@@ -36,6 +70,7 @@ class LayerBlob:
     expected_diff_id: str | None = None
     media_type: str | None = None
     declared_size: int | None = None
+    provider: LayerProvider | None = None
 
 
 @dataclass(slots=True)
