@@ -24,6 +24,16 @@ try:  # ISA-L's gzip is several times faster than zlib's; fall back when it is a
 except ImportError:  # pragma: no cover - isal is a declared dependency
     _fast_zlib = zlib  # type: ignore[assignment]
 
+_DECODE_ERRORS = (
+    zlib.error,
+    _fast_zlib.error,
+    OSError,
+    EOFError,
+    ValueError,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+)
+
 Compression = Literal["none", "gzip", "zstd", "xz", "bzip2"]
 
 CHUNK = 1 << 20
@@ -193,7 +203,7 @@ class LayerStream:
             else:
                 try:
                     plain = self._decompressor.decompress(data)
-                except (zlib.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+                except _DECODE_ERRORS as exc:
                     raise CorruptArchiveError(
                         self.label, f"{self.compression} data is corrupt ({exc})"
                     ) from None
@@ -254,8 +264,12 @@ def open_decompressed(raw: BinaryIO, label: str) -> Iterator[bytes]:
     while data:
         try:
             out = dec.decompress(data)
-        except (zlib.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+        except _DECODE_ERRORS as exc:
             raise CorruptArchiveError(label, f"{compression} data is corrupt ({exc})") from None
         if out:
             yield out
         data = raw.read(CHUNK)
+    if not dec.finished():
+        raise CorruptArchiveError(
+            label, f"{compression} stream is truncated (no end-of-stream marker)"
+        )

@@ -77,7 +77,11 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
     top = len(layers) - 1 if upto is None else upto
     state: dict[str, Version] = {}
     children: dict[str, set[str]] = {}
-    status = [["marker" if e.type in MARKER_TYPES else "present" for e in es] for es in layers]
+    # eStargz TOC and landmark entries are the format's, not the image's: never applied.
+    status = [
+        ["marker" if e.type in MARKER_TYPES or e.synthetic else "present" for e in es]
+        for es in layers
+    ]
     status_layer = [[-1] * len(es) for es in layers]
     changes: list[Change] = []
     removed: dict[str, Removal] = {}
@@ -128,7 +132,7 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
         change_at: dict[str, int] = {}  # path -> index in `changes` of this layer's write event
         base_of: dict[str, Version | None] = {}  # the lower version this layer replaced
         for i, e in enumerate(entries):
-            if e.type in MARKER_TYPES:
+            if e.type in MARKER_TYPES or e.synthetic:
                 continue
             path = e.path
             if path == "/":

@@ -1,0 +1,165 @@
+"""Bad input gives a clear LayerForensicsError naming the file, never a bare traceback."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import layerforensics as lf
+from layerforensics import errors
+from layerforensics.builder import File, ImageBuilder, Whiteout
+
+
+@pytest.fixture
+def docker_tar(tmp_path: Path) -> Path:
+    b = ImageBuilder()
+    b.layer([File("/a", b"a" * 4000)], created_by="RUN a")
+    b.layer([File("/b", b"b" * 4000), Whiteout("/a")], created_by="RUN b")
+    out = tmp_path / "img.tar"
+    b.save_docker(out)
+    return out
+
+
+def rewrite(src: Path, dst: Path, change) -> None:
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            new = change(m.name, data)
+            if new is None:
+                continue
+            m.size = len(new)
+            tout.addfile(m, io.BytesIO(new))
+
+
+def test_not_an_image(tmp_path: Path) -> None:
+    p = tmp_path / "plain.tar"
+    with tarfile.open(p, "w") as t:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 2
+        t.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(errors.NotAnImageError, match="not a container image") as e:
+        lf.open_image(p)
+    assert str(p) in str(e.value)
+    (tmp_path / "text").write_text("hello")
+    with pytest.raises(errors.NotAnImageError):
+        lf.open_image(tmp_path / "text")
+    with pytest.raises(errors.LayerForensicsError, match="no such file"):
+        lf.open_image(tmp_path / "absent.tar")
+
+
+def test_truncated_archive(docker_tar: Path, tmp_path: Path) -> None:
+    data = docker_tar.read_bytes()
+    for cut in (len(data) // 3, len(data) - 9000):
+        p = tmp_path / f"cut{cut}.tar"
+        p.write_bytes(data[:cut])
+        with pytest.raises(errors.LayerForensicsError) as e:
+            lf.open_image(p).files  # noqa: B018
+        assert str(p) in str(e.value)
+
+
+def test_truncated_outer_compression(docker_tar: Path, tmp_path: Path) -> None:
+    packed = gzip.compress(docker_tar.read_bytes())
+    (tmp_path / "whole.tar.gz").write_bytes(packed)
+    assert len(lf.open_image(tmp_path / "whole.tar.gz").files) == 3
+    (tmp_path / "cut.tar.gz").write_bytes(packed[: len(packed) - 50])
+    with pytest.raises(errors.CorruptArchiveError, match="truncated"):
+        lf.open_image(tmp_path / "cut.tar.gz")
+
+
+def test_damaged_layer_header(docker_tar: Path, tmp_path: Path) -> None:
+    def damage(name: str, data: bytes | None) -> bytes | None:
+        if name.endswith("layer.tar") and data and b"b" * 10 in data:
+            return data[:100] + b"\xff" * 8 + data[108:]  # the first header's mode field
+        return data
+
+    p = tmp_path / "damaged.tar"
+    rewrite(docker_tar, p, damage)
+    img = lf.open_image(p)
+    with pytest.raises(errors.CorruptArchiveError, match="bad"):
+        img.files  # noqa: B018
+
+
+def test_damaged_gzip_layer(tmp_path: Path) -> None:
+    b = ImageBuilder()
+    b.layer([File("/a", bytes(range(256)) * 100)])
+    src = tmp_path / "oci.tar"
+    b.save_oci(src, compression="gzip")
+
+    def damage(name: str, data: bytes | None) -> bytes | None:
+        if data and data[:2] == b"\x1f\x8b":
+            return data[:40] + bytes(b ^ 0x55 for b in data[40:80]) + data[80:]
+        return data
+
+    p = tmp_path / "bad-gzip.tar"
+    rewrite(src, p, damage)
+    with pytest.raises(errors.CorruptArchiveError, match="gzip") as e:
+        lf.open_image(p).layers  # noqa: B018
+    assert "blobs/sha256" in str(e.value)
+
+
+def test_bad_json(docker_tar: Path, tmp_path: Path) -> None:
+    p = tmp_path / "badjson.tar"
+    rewrite(docker_tar, p, lambda n, d: b"{not json" if n == "manifest.json" else d)
+    with pytest.raises(errors.InvalidJSONError, match="manifest.json"):
+        lf.open_image(p)
+
+
+def test_missing_blob(docker_tar: Path, tmp_path: Path) -> None:
+    manifest = json.loads(tarfile.open(docker_tar).extractfile("manifest.json").read())
+    second = manifest[0]["Layers"][1]
+    p = tmp_path / "missing.tar"
+    rewrite(docker_tar, p, lambda n, d: None if n == second else d)
+    img = lf.open_image(p)
+    assert len(img.history) == 2  # metadata still readable
+    with pytest.raises(errors.MissingBlobError, match=second):
+        img.layers  # noqa: B018
+
+
+def test_tampered_layer_warns_then_strict_raises(docker_tar: Path, tmp_path: Path) -> None:
+    def tamper(name: str, data: bytes | None) -> bytes | None:
+        if name.endswith("layer.tar") and data and b"a" * 100 in data:
+            return data.replace(b"a" * 100, b"A" + b"a" * 99, 1)
+        return data
+
+    p = tmp_path / "tampered.tar"
+    rewrite(docker_tar, p, tamper)
+    img = lf.open_image(p)
+    with pytest.warns(errors.DigestMismatchWarning, match="diff_id"):
+        layers = img.layers
+    assert layers["verified"].tolist() == [False, True]
+    assert img.read("/a", layer=0).startswith(b"A")  # the evidence as it is, flagged
+    with pytest.raises(errors.DigestMismatchError, match="layer 0 diff_id"):
+        lf.open_image(p, strict=True).layers  # noqa: B018
+
+
+def test_oci_blob_digest_mismatch(tmp_path: Path) -> None:
+    b = ImageBuilder()
+    b.layer([File("/a", b"content" * 100)])
+    src = tmp_path / "oci.tar"
+    b.save_oci(src, compression="gzip")
+
+    def recompress(name: str, data: bytes | None) -> bytes | None:
+        if data and data[:2] == b"\x1f\x8b":
+            return gzip.compress(gzip.decompress(data), compresslevel=1, mtime=12345)
+        return data
+
+    p = tmp_path / "recompressed.tar"
+    rewrite(src, p, recompress)
+    with pytest.warns(errors.DigestMismatchWarning, match="blob digest mismatch"):
+        layers = lf.open_image(p).layers
+    assert layers["verified"].tolist() == [False]  # same diff_id, different stored digest
+
+
+def test_bad_layer_index_and_path(docker_tar: Path) -> None:
+    img = lf.open_image(docker_tar)
+    with pytest.raises(IndexError, match="2 layers"):
+        img.filesystem(layer=5)
+    with pytest.raises(errors.PathNotFoundError, match="/nope"):
+        img.read("/nope")
+    with pytest.raises(errors.PathNotFoundError, match="layer 0 has no entry /b"):
+        img.read("/b", layer=0)
