@@ -15,10 +15,9 @@ import queue
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -39,6 +38,9 @@ from .errors import (
     PlatformError,
     UnsafePathError,
 )
+
+if TYPE_CHECKING:
+    from .waste import Efficiency
 
 __all__ = ["FileRow", "Image", "list_images", "open_image"]
 
@@ -925,6 +927,49 @@ class Image:
             for h in self._history_entries
         ]
         return reconstruct(steps)
+
+    # ------------------------------------------------------------------ analyses
+    # Thin delegations: the analysis modules own the logic and take the image as input, so
+    # data flows one way (image -> analysis) and each is also callable as a plain function.
+    def efficiency(self, mode: Literal["layerforensics", "dive"] = "layerforensics") -> Efficiency:
+        """Efficiency score and wasted bytes; see :func:`layerforensics.waste.efficiency`."""
+        from .waste import efficiency
+
+        return efficiency(self, mode=mode)
+
+    def waste(self) -> pd.DataFrame:
+        """One row per path stored more than once or deleted; see :func:`.waste.waste`."""
+        from .waste import waste
+
+        return waste(self)
+
+    def layer_waste(self) -> pd.DataFrame:
+        """Per-layer added/modified/deleted/reclaimable bytes; see :func:`.waste.layer_waste`."""
+        from .waste import layer_waste
+
+        return layer_waste(self)
+
+    def secrets(self, *, redact: bool = True, **options: Any) -> pd.DataFrame:
+        """Every secret sighting; see :func:`layerforensics.secrets.find_secrets`."""
+        from .secrets import find_secrets
+
+        key = (redact, tuple(sorted(options.items())))
+        cache: dict[Any, pd.DataFrame] = self.__dict__.setdefault("_secrets_cache", {})
+        if key not in cache:
+            cache[key] = find_secrets(self, redact=redact, **options)
+        return cache[key]
+
+    def secret_groups(self, **options: Any) -> pd.DataFrame:
+        """One row per distinct secret; see :func:`layerforensics.secrets.secret_groups`."""
+        from .secrets import secret_groups
+
+        return secret_groups(self, **options)
+
+    def recover(self, row: Any) -> bytes:
+        """The bytes of the file version a secret finding came from."""
+        from .secrets import recover
+
+        return recover(self, row)
 
     # ------------------------------------------------------------------ helpers for analyses
     def _entry(self, layer: int, entry: int) -> TarEntry:

@@ -258,7 +258,7 @@ def test_multi_platform_selection() -> None:
     listing = lf.list_images(path)
     platforms = sorted(listing["platform"])
     assert len(platforms) == 2
-    other = [p for p in platforms if p != "linux/amd64"][0]
+    other = next(p for p in platforms if p != "linux/amd64")
     img = lf.open_image(path, platform=other)
     assert img.platform == other
     with pytest.raises(errors.PlatformError, match="present"):
