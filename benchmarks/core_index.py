@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 import tarfile
 import time
 from pathlib import Path
@@ -30,8 +29,16 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def _tar_layer(src_dirs: list[str], dest: Path, extra: list[str] | None = None) -> None:
-    cmd = ["tar", "--format=posix", "--pax-option=delete=atime,delete=ctime", "-cf", str(dest),
-           "-C", "/", *[d.lstrip("/") for d in src_dirs]]
+    cmd = [
+        "tar",
+        "--format=posix",
+        "--pax-option=delete=atime,delete=ctime",
+        "-cf",
+        str(dest),
+        "-C",
+        "/",
+        *[d.lstrip("/") for d in src_dirs],
+    ]
     subprocess.run(cmd + (extra or []), check=True, stderr=subprocess.DEVNULL)
 
 
@@ -39,7 +46,8 @@ def build(trees: list[str]) -> tuple[Path, Path]:
     OUT.mkdir(exist_ok=True)
     archive = OUT / "bench-docker.tar"
     oci = OUT / "bench-oci-gzip"
-    if archive.exists() and oci.exists():
+    done = OUT / "built"
+    if done.exists():
         return archive, oci
     layers = []
     for n, tree in enumerate(trees):
@@ -55,11 +63,15 @@ def build(trees: list[str]) -> tuple[Path, Path]:
         t.addfile(info)
     layers.append(wh)
     diff_ids = [_sha_file(p) for p in layers]
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created_by": f"COPY tree {n}"} for n in range(len(layers))],
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created_by": f"COPY tree {n}"} for n in range(len(layers))],
+        }
+    ).encode()
     cfg_name = hashlib.sha256(config).hexdigest() + ".json"
     (OUT / cfg_name).write_bytes(config)
     names = [f"{n:02d}/layer.tar" for n in range(len(layers))]
@@ -76,23 +88,49 @@ def build(trees: list[str]) -> tuple[Path, Path]:
     descs = []
     for p in layers:
         gz = OUT / (p.name + ".gz")
-        subprocess.run([sys.executable, "-m", "isal.igzip", "-1", "-k", "-f", str(p)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "isal.igzip", "-1", "-o", str(gz), str(p)], check=True
+        )
         digest = _sha_file(gz)
         gz.rename(blobs / digest.split(":")[1])
-        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                      "digest": digest, "size": (blobs / digest.split(":")[1]).stat().st_size})
+        descs.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": digest,
+                "size": (blobs / digest.split(":")[1]).stat().st_size,
+            }
+        )
     (blobs / hashlib.sha256(config).hexdigest()).write_bytes(config)
-    man = json.dumps({"schemaVersion": 2, "config": {
-        "mediaType": "application/vnd.oci.image.config.v1+json",
-        "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
-        "layers": descs}).encode()
+    man = json.dumps(
+        {
+            "schemaVersion": 2,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                "size": len(config),
+            },
+            "layers": descs,
+        }
+    ).encode()
     (blobs / hashlib.sha256(man).hexdigest()).write_bytes(man)
     (oci / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (oci / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": "sha256:" + hashlib.sha256(man).hexdigest(), "size": len(man)}]}))
+    (oci / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": "sha256:" + hashlib.sha256(man).hexdigest(),
+                        "size": len(man),
+                    }
+                ],
+            }
+        )
+    )
     for p in layers:
         p.unlink()
+    done.write_text("ok")
     return archive, oci
 
 
@@ -135,30 +173,35 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 
 
 def time_ours(path: Path) -> tuple[float, int, int]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)], check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[0]), int(out[1]), int(out[2])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    default_trees = [sysconfig.get_paths()["purelib"].rsplit("/site-packages", 1)[0], "/usr/share"]
+    default_trees = ["/usr/share", f"/usr/lib/python{sys.version_info[0]}.{sys.version_info[1]}"]
     parser.add_argument("--trees", nargs="+", default=default_trees)
     args = parser.parse_args()
     archive, oci = build(args.trees)
     size = archive.stat().st_size
     results = {}
-    for label, gnu, target in [("uncompressed", time_gnu_uncompressed, archive),
-                               ("gzip", time_gnu_gzip, oci)]:
+    for label, gnu, target in [
+        ("uncompressed", time_gnu_uncompressed, archive),
+        ("gzip", time_gnu_gzip, oci),
+    ]:
         gnu_t = min(gnu(target) for _ in range(args.repeat))
         runs = [time_ours(target) for _ in range(args.repeat)]
         ours_t = min(r[0] for r in runs)
         results[label] = (gnu_t, ours_t, max(r[1] for r in runs) // 1024, runs[0][2])
     print(f"archive: {size / 1e9:.2f} GB uncompressed, {results['gzip'][3]} entries")
     for label, (gnu_t, ours_t, rss, _) in results.items():
-        print(f"{label:>13}: GNU tar {gnu_t:.2f} s | layerforensics {ours_t:.2f} s | "
-              f"ratio {ours_t / gnu_t:.2f}x | peak RSS {rss} MiB")
+        print(
+            f"{label:>13}: GNU tar {gnu_t:.2f} s | layerforensics {ours_t:.2f} s | "
+            f"ratio {ours_t / gnu_t:.2f}x | peak RSS {rss} MiB"
+        )
 
 
 if __name__ == "__main__":

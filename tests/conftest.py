@@ -1,0 +1,108 @@
+"""Shared fixtures and the skip policy for tests that need real data or real engines.
+
+Tests that need ``../shared/data`` or a container engine *skip* with a clear reason when it is
+absent, except when ``LAYERFORENSICS_REQUIRE_ALL=1`` (CI), where they *fail* instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import engines
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def require_all() -> bool:
+    """True when every optional prerequisite is mandatory (``LAYERFORENSICS_REQUIRE_ALL=1``)."""
+    return os.environ.get("LAYERFORENSICS_REQUIRE_ALL", "").strip() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip with ``reason``, or fail when ``LAYERFORENSICS_REQUIRE_ALL=1``."""
+    if require_all():
+        pytest.fail(f"{reason} (LAYERFORENSICS_REQUIRE_ALL=1 makes this a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_shared_data() -> Path:
+    """Path of the shared fixtures (``$LAYERFORENSICS_SHARED_DATA``, default ``../shared/data``)."""
+    env = os.environ.get("LAYERFORENSICS_SHARED_DATA")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        how = "LAYERFORENSICS_SHARED_DATA" if env else "default <repo>/../shared/data"
+        missing(f"shared fixtures not found at {path} ({how})")
+    return path.resolve()
+
+
+def require_engine(name: str) -> None:
+    """Skip (or fail under REQUIRE_ALL) unless engine ``name`` can run here.
+
+    ``name`` is one of ``docker`` (dockerd + CLI), ``buildah``, ``podman``, ``skopeo``.
+    """
+    problem = engines.engine_problem(name)
+    if problem:
+        missing(problem)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ``../shared/data`` fixture folder (skips when absent)."""
+    return require_shared_data()
+
+
+@pytest.fixture(scope="session")
+def engine_session() -> Iterator[engines.EngineSession]:
+    """One :class:`engines.EngineSession` (one private dockerd at most) for the whole run."""
+    session = engines.EngineSession()
+    try:
+        yield session
+    finally:
+        session.close()
+        if session.timings:
+            timings = {k: round(v, 1) for k, v in session.timings.items()}
+            print("\nengine build timings (s):", timings)
+
+
+EngineImages = Callable[..., dict[str, Path]]
+
+
+@pytest.fixture(scope="session")
+def engine_guard() -> Callable[..., Any]:
+    """``engine_guard(fn, *args)``: call ``fn``; a missing engine skips (fails if REQUIRE_ALL)."""
+
+    def guard(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except engines.EngineUnavailable as exc:
+            missing(str(exc))
+
+    return guard
+
+
+@pytest.fixture(scope="session")
+def engine_image(engine_session: engines.EngineSession) -> EngineImages:
+    """``engine_image(case, builder, encodings=ENCODINGS) -> {encoding: path}``.
+
+    Builds (or takes from the cache) ``case`` with ``builder``; skips / fails per the policy
+    when an engine is missing. A failing engine command is an error in any mode.
+    """
+    failures: dict[tuple[str, str], str] = {}
+
+    def get(
+        case: engines.BuildCase, builder: str, encodings: Sequence[str] = engines.ENCODINGS
+    ) -> dict[str, Path]:
+        key = (case.fingerprint(), builder)
+        if key in failures:  # don't retry a missing engine for every parametrised test
+            missing(failures[key])
+        try:
+            return engine_session.image(case, builder, encodings)
+        except engines.EngineUnavailable as exc:
+            failures[key] = f"cannot build {case.name!r} with {builder}: {exc}"
+            missing(failures[key])
+
+    return get
