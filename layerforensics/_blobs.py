@@ -10,10 +10,11 @@ from __future__ import annotations
 import bz2
 import hashlib
 import lzma
+import queue
 import threading
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import zstandard
 
@@ -37,6 +38,7 @@ _DECODE_ERRORS = (
 Compression = Literal["none", "gzip", "zstd", "xz", "bzip2"]
 
 CHUNK = 1 << 20
+_END = object()
 
 _MAGIC: tuple[tuple[bytes, Compression], ...] = (
     (b"\x1f\x8b", "gzip"),
@@ -174,8 +176,11 @@ class LayerStream:
             self._first = next(self._raw_chunks, b"")
             head = bytes(self._first[:8])
         self.compression: Compression = sniff_compression(head)
-        self._stored_hash = _BackgroundHasher()
-        self._plain_hash = _BackgroundHasher() if self.compression != "none" else None
+        # Uncompressed: the stored bytes are hashed on a worker thread while the parser runs.
+        # Compressed: both digests are computed on the decompressing producer thread.
+        self._stored_hash = _BackgroundHasher() if self.compression == "none" else None
+        self._stored_sha = hashlib.sha256()
+        self._plain_sha = hashlib.sha256()
         self._decompressor = _Decompressor(self.compression) if self.compression != "none" else None
         self.stored_size = 0
         self.tar_size = 0
@@ -195,24 +200,64 @@ class LayerStream:
         yield from self._raw_chunks
 
     def _chunks(self) -> Iterator[bytes | memoryview]:
+        if self._decompressor is None:
+            for data in self._stored_chunks():
+                self.stored_size += len(data)
+                self.tar_size += len(data)
+                self._stored_hash.update(data)
+                yield data
+            return
+        # Decompression and both digests run on a producer thread (zlib, ISA-L, zstd and
+        # hashlib release the GIL), so they overlap with the tar parsing of the consumer.
+        out: queue.Queue[Any] = queue.Queue(maxsize=8)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for plain in self._decompress():
+                    while not stop.is_set():
+                        try:
+                            out.put(plain, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                out.put(_END)
+            except BaseException as exc:  # handed over to the consumer, raised there
+                out.put(exc)
+
+        worker = threading.Thread(target=produce, daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            worker.join()
+
+    def _decompress(self) -> Iterator[bytes]:
+        assert self._decompressor is not None
+        stored, plain_hash = self._stored_sha, self._plain_sha
         for data in self._stored_chunks():
             self.stored_size += len(data)
-            self._stored_hash.update(data)
-            if self._decompressor is None:
-                plain = data
-            else:
-                try:
-                    plain = self._decompressor.decompress(data)
-                except _DECODE_ERRORS as exc:
-                    raise CorruptArchiveError(
-                        self.label, f"{self.compression} data is corrupt ({exc})"
-                    ) from None
-                if plain and self._plain_hash is not None:
-                    self._plain_hash.update(plain)
+            stored.update(data)
+            try:
+                plain = self._decompressor.decompress(data)
+            except _DECODE_ERRORS as exc:
+                raise CorruptArchiveError(
+                    self.label, f"{self.compression} data is corrupt ({exc})"
+                ) from None
             if plain:
+                plain_hash.update(plain)
                 self.tar_size += len(plain)
                 yield plain
-        if self._decompressor is not None and not self._decompressor.finished():
+        if not self._decompressor.finished():
             raise CorruptArchiveError(
                 self.label, f"{self.compression} stream is truncated (no end-of-stream marker)"
             )
@@ -221,11 +266,11 @@ class LayerStream:
         """Read what the consumer left (padding after the tar's end) and finalise both digests."""
         for _ in self._iter:
             pass
-        self.digest = f"sha256:{self._stored_hash.hexdigest()}"
-        if self._plain_hash is None:
-            self.diff_id = self.digest
+        if self._stored_hash is not None:
+            self.digest = self.diff_id = f"sha256:{self._stored_hash.hexdigest()}"
         else:
-            self.diff_id = f"sha256:{self._plain_hash.hexdigest()}"
+            self.digest = f"sha256:{self._stored_sha.hexdigest()}"
+            self.diff_id = f"sha256:{self._plain_sha.hexdigest()}"
 
 
 def _slices(view: memoryview, size: int) -> Iterator[memoryview]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 FILE_TYPES = [
@@ -34,7 +35,15 @@ def string(values: Iterable[Any]) -> pd.array:
 
 
 def nullable_int(values: Iterable[Any]) -> pd.array:
-    return pd.array([None if v is None or v == -1 else v for v in values], dtype="Int64")
+    """Integers where None or -1 means missing, as a nullable ``Int64`` array."""
+    arr = np.fromiter((-1 if v is None else v for v in values), dtype="int64")
+    return pd.arrays.IntegerArray(arr, arr == -1)
+
+
+def ints(values: Iterable[int]) -> pd.array:
+    """Non-null integers as a nullable ``Int64`` array (built from numpy, not element-wise)."""
+    arr = np.fromiter(values, dtype="int64")
+    return pd.arrays.IntegerArray(arr, np.zeros(len(arr), dtype=bool))
 
 
 def boolean(values: Iterable[Any]) -> pd.array:

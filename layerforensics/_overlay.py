@@ -14,7 +14,6 @@ change event, and the merged filesystem at the end. Nothing here reads bytes.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 
 from ._tarscan import TarEntry
@@ -93,7 +92,7 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
 
     def link(path: str) -> None:
         while path != "/":
-            parent = posixpath.dirname(path)
+            parent = path.rpartition("/")[0] or "/"
             siblings = children.get(parent)
             if siblings is None:
                 children[parent] = {path}
@@ -115,7 +114,7 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
             removed[p] = Removal(v, layer, cause)
             changes.append(Change(layer, p, "deleted", v, v, cause))
         if include_self and path != "/":
-            siblings = children.get(posixpath.dirname(path))
+            siblings = children.get(path.rpartition("/")[0] or "/")
             if siblings is not None:
                 siblings.discard(path)
 

@@ -71,6 +71,10 @@ class TarEntry:
 
 def normalize_path(name: str) -> str:
     """Absolute, normalised form of a tar member name (``./a//b/`` -> ``/a/b``)."""
+    if not name.startswith(".") and "//" not in name and "/." not in name:
+        # The common case (``usr/bin/x``, ``etc/``): nothing to resolve.
+        path = "/" + name.strip("/")
+        return path
     path = posixpath.normpath("/" + name)
     if path.startswith("//"):  # normpath keeps a POSIX-special double slash
         path = "/" + path.lstrip("/")
@@ -97,6 +101,17 @@ def _octal(field: bytes, label: str, offset: int) -> int:
         raise CorruptArchiveError(
             label, f"tar header at offset {offset} has a bad number field {text[:20]!r}"
         ) from None
+
+
+def _num(field: bytes, label: str, offset: int) -> int:
+    """An octal header field; the common case without the generality of :func:`_octal`."""
+    try:
+        return int(field.rstrip(b"\x00 ") or b"0", 8)
+    except ValueError:
+        return _octal(field, label, offset)
+
+
+_ZERO_BLOCK = bytes(BLOCK)
 
 
 def _checksum_ok(header: bytes, stored: int) -> bool:
@@ -163,6 +178,23 @@ class _Reader:
         self._pos += n
         self.offset += n
         return out
+
+    def contiguous(self, n: int) -> memoryview | None:
+        """``n`` bytes as one zero-copy view when the current chunk holds them all."""
+        if len(self._buf) - self._pos >= n:
+            out = self._buf[self._pos : self._pos + n]
+            self._pos += n
+            self.offset += n
+            return out
+        return None
+
+    def skip(self, n: int) -> None:
+        if len(self._buf) - self._pos >= n:
+            self._pos += n
+            self.offset += n
+            return
+        for _ in self.pieces(n):
+            pass
 
     def pieces(self, n: int) -> Iterator[memoryview]:
         """``n`` bytes as consecutive pieces, without joining them."""
@@ -231,13 +263,13 @@ def scan_tar(
             if view is None:
                 break  # no end-of-archive blocks: accepted, as GNU tar does
             header = bytes(view)
-            if header.count(0) == BLOCK:
+            if header == _ZERO_BLOCK:
                 # End-of-archive blocks. Keep looking: eStargz puts its TOC entry after them,
                 # and anything hidden past the end is exactly what a forensic reader must show.
                 past_end = True
                 continue
             try:
-                stored = _octal(header[148:156], label, header_offset)
+                stored = _num(header[148:156], label, header_offset)
                 valid = _checksum_ok(header, stored)
             except CorruptArchiveError:
                 valid = False
@@ -248,7 +280,7 @@ def scan_tar(
                     label, f"tar header at offset {header_offset} has a bad checksum"
                 )
             typeflag = header[156:157]
-            size = _octal(header[124:136], label, header_offset)
+            size = _num(header[124:136], label, header_offset)
             padded = (size + BLOCK - 1) & ~(BLOCK - 1)
 
             if typeflag in (b"x", b"g", b"L", b"K"):
@@ -289,7 +321,7 @@ def scan_tar(
                 kind = "file"
             name = _decode(raw_name)
             path = normalize_path(name)
-            base = posixpath.basename(path)
+            base = path.rpartition("/")[2]
             whiteout_target = None
             linkname = None
             if base.startswith(WHITEOUT_PREFIX):
@@ -310,24 +342,24 @@ def scan_tar(
                 try:
                     mtime = float(records["mtime"])
                 except ValueError:
-                    mtime = float(_octal(header[136:148], label, header_offset))
+                    mtime = float(_num(header[136:148], label, header_offset))
             else:
-                mtime = float(_octal(header[136:148], label, header_offset))
+                mtime = float(_num(header[136:148], label, header_offset))
             xattrs = None
             for key, value in records.items():
                 if key.startswith("SCHILY.xattr."):
                     if xattrs is None:
                         xattrs = {}
                     xattrs[key[len("SCHILY.xattr.") :]] = value.decode("utf-8", "backslashreplace")
-            uid = int(records["uid"]) if "uid" in records else _octal(header[108:116], label, 0)
-            gid = int(records["gid"]) if "gid" in records else _octal(header[116:124], label, 0)
+            uid = int(records["uid"]) if "uid" in records else _num(header[108:116], label, 0)
+            gid = int(records["gid"]) if "gid" in records else _num(header[116:124], label, 0)
             uname = records["uname"] if "uname" in records else header[265:297].split(b"\x00", 1)[0]
             gname = records["gname"] if "gname" in records else header[297:329].split(b"\x00", 1)[0]
             entry = TarEntry(
                 path=path,
                 type=kind,
                 size=size if kind == "file" else 0,
-                mode=_octal(header[100:108], label, header_offset) & 0o7777,
+                mode=_num(header[100:108], label, header_offset) & 0o7777,
                 uid=uid,
                 gid=gid,
                 uname=uname.decode("utf-8", "backslashreplace"),
@@ -346,22 +378,23 @@ def scan_tar(
             long_name = long_link = None
 
             if kind == "file":
-                digest = hashlib.sha256()
-                if on_content is not None and want_content is not None and want_content(entry):
-                    parts = [bytes(p) for p in reader.pieces(size)]
-                    content = b"".join(parts)
-                    digest.update(content)
-                    entry.sha256 = digest.hexdigest()
+                view = reader.contiguous(size)
+                if view is not None:
+                    entry.sha256 = hashlib.sha256(view).hexdigest()
+                    if on_content is not None and want_content is not None and want_content(entry):
+                        on_content(len(entries), entry, bytes(view))
+                elif on_content is not None and want_content is not None and want_content(entry):
+                    content = b"".join([bytes(p) for p in reader.pieces(size)])
+                    entry.sha256 = hashlib.sha256(content).hexdigest()
                     on_content(len(entries), entry, content)
                 else:
+                    digest = hashlib.sha256()
                     for piece in reader.pieces(size):
                         digest.update(piece)
                     entry.sha256 = digest.hexdigest()
-                for _ in reader.pieces(padded - size):
-                    pass
+                reader.skip(padded - size)
             elif padded:
-                for _ in reader.pieces(padded):  # data of non-files (hardlinks may carry some)
-                    pass
+                reader.skip(padded)  # data of non-files (hardlinks may carry some)
             entries.append(entry)
     except EOFError:
         raise CorruptArchiveError(

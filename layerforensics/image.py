@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
+import operator
 import os
 import queue
 import threading
@@ -19,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from . import _frames as F
@@ -37,6 +40,23 @@ from .errors import (
     PathNotFoundError,
     PlatformError,
     UnsafePathError,
+)
+
+_FILE_FIELDS = operator.attrgetter(
+    "path",
+    "type",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "uname",
+    "gname",
+    "mtime",
+    "linkname",
+    "whiteout_target",
+    "sha256",
+    "xattrs",
+    "synthetic",
 )
 
 if TYPE_CHECKING:
@@ -483,27 +503,45 @@ class Image:
         """
         entries = self._index()
         result = self._replay()
-        rows = [(n, i, e) for n, es in enumerate(entries) for i, e in enumerate(es)]
+        flat = [e for es in entries for e in es]
+        counts = [len(es) for es in entries]
+        columns = list(zip(*map(_FILE_FIELDS, flat), strict=True)) if flat else [()] * 14
+        (
+            paths,
+            types,
+            sizes,
+            modes,
+            uids,
+            gids,
+            unames,
+            gnames,
+            mtimes,
+            links,
+            targets,
+            shas,
+            xattrs,
+            synthetic,
+        ) = columns
         return pd.DataFrame(
             {
-                "layer": pd.array([r[0] for r in rows], dtype="int64"),
-                "entry": pd.array([r[1] for r in rows], dtype="int64"),
-                "path": F.string(r[2].path for r in rows),
-                "type": F.category((r[2].type for r in rows), F.FILE_TYPES),
-                "size": pd.array([r[2].size for r in rows], dtype="Int64"),
-                "mode": pd.array([r[2].mode for r in rows], dtype="Int64"),
-                "uid": pd.array([r[2].uid for r in rows], dtype="Int64"),
-                "gid": pd.array([r[2].gid for r in rows], dtype="Int64"),
-                "uname": F.string(r[2].uname for r in rows),
-                "gname": F.string(r[2].gname for r in rows),
-                "mtime": F.utc_seconds(r[2].mtime for r in rows).array,
-                "linkname": F.string(r[2].linkname for r in rows),
-                "whiteout_target": F.string(r[2].whiteout_target for r in rows),
-                "sha256": F.string(r[2].sha256 for r in rows),
-                "xattrs": pd.Series([r[2].xattrs for r in rows], dtype="object"),
-                "synthetic": F.boolean(r[2].synthetic for r in rows),
-                "status": F.category((result.status[r[0]][r[1]] for r in rows), F.STATUSES),
-                "status_layer": F.nullable_int(result.status_layer[r[0]][r[1]] for r in rows),
+                "layer": np.repeat(np.arange(len(entries), dtype="int64"), counts),
+                "entry": np.concatenate([np.arange(c, dtype="int64") for c in counts] or [[]]),
+                "path": F.string(paths),
+                "type": F.category(types, F.FILE_TYPES),
+                "size": F.ints(sizes),
+                "mode": F.ints(modes),
+                "uid": F.ints(uids),
+                "gid": F.ints(gids),
+                "uname": F.string(unames),
+                "gname": F.string(gnames),
+                "mtime": F.utc_seconds(mtimes).array,
+                "linkname": F.string(links),
+                "whiteout_target": F.string(targets),
+                "sha256": F.string(shas),
+                "xattrs": pd.Series(list(xattrs), dtype="object"),
+                "synthetic": F.boolean(synthetic),
+                "status": F.category(itertools.chain.from_iterable(result.status), F.STATUSES),
+                "status_layer": F.nullable_int(itertools.chain.from_iterable(result.status_layer)),
             }
         )
 
@@ -526,19 +564,15 @@ class Image:
             entry written, in ``layer``), ``prev_entry`` (Int64).
         """
         entries = self._index()
-        result = self._replay()
-        cs = sorted(result.changes, key=lambda c: (c.layer, c.change != "deleted", c.path))
-
-        def ent(v: tuple[int, int]) -> TarEntry:
-            return entries[v[0]][v[1]]
-
-        return pd.DataFrame(
+        cs = self._replay().changes
+        written = [entries[c.version[0]][c.version[1]] for c in cs]
+        df = pd.DataFrame(
             {
-                "layer": pd.array([c.layer for c in cs], dtype="int64"),
+                "layer": np.fromiter((c.layer for c in cs), dtype="int64", count=len(cs)),
                 "path": F.string(c.path for c in cs),
                 "change": F.category((c.change for c in cs), F.CHANGES),
-                "type": F.category((ent(c.version).type for c in cs), F.FILE_TYPES),
-                "size": F.nullable_int(ent(c.version).size for c in cs),
+                "type": F.category((e.type for e in written), F.FILE_TYPES),
+                "size": F.ints(e.size for e in written),
                 "prev_layer": F.nullable_int(c.prev[0] if c.prev else None for c in cs),
                 "cause": F.category((c.cause for c in cs), F.CAUSES),
                 "entry": F.nullable_int(
@@ -547,6 +581,11 @@ class Image:
                 "prev_entry": F.nullable_int(c.prev[1] if c.prev else None for c in cs),
             }
         )
+        # Per layer: deletions first (they act first), then writes; each in path order.
+        order = df.assign(_writes=df["change"] != "deleted").sort_values(
+            ["layer", "_writes", "path"], kind="stable"
+        )
+        return df.loc[order.index].reset_index(drop=True)
 
     def filesystem(self, layer: int | None = None) -> pd.DataFrame:
         """The merged filesystem a container would see, after ``layer`` (default: the top).
@@ -571,30 +610,31 @@ class Image:
         top = self._check_layer(layer)
         entries = self._index()
         result = self._replay(top)
-        items = sorted(result.state.items())
-        rows = []
-        for path, (n, i) in items:
-            e = entries[n][i]
-            content: tuple[int, int] | None = (n, i) if e.type == "file" else None
-            if e.type == "hardlink":
-                content = result.link_targets.get((n, i))
-            c = entries[content[0]][content[1]] if content else None
-            rows.append((path, e, n, i, c, content))
+        paths = sorted(result.state)
+        versions = [result.state[p] for p in paths]
+        own = [entries[n][i] for n, i in versions]
+        content: list[tuple[int, int] | None] = [
+            v if e.type == "file" else result.link_targets.get(v) if e.type == "hardlink" else None
+            for v, e in zip(versions, own, strict=True)
+        ]
+        data = [entries[c[0]][c[1]] if c else e for c, e in zip(content, own, strict=True)]
         return pd.DataFrame(
             {
-                "path": F.string(r[0] for r in rows),
-                "type": F.category((r[1].type for r in rows), F.FILE_TYPES),
-                "size": pd.array([r[4].size if r[4] else r[1].size for r in rows], dtype="Int64"),
-                "mode": pd.array([r[1].mode for r in rows], dtype="Int64"),
-                "uid": pd.array([r[1].uid for r in rows], dtype="Int64"),
-                "gid": pd.array([r[1].gid for r in rows], dtype="Int64"),
-                "mtime": F.utc_seconds(r[1].mtime for r in rows).array,
-                "linkname": F.string(r[1].linkname for r in rows),
-                "sha256": F.string(r[4].sha256 if r[4] else None for r in rows),
-                "layer": pd.array([r[2] for r in rows], dtype="int64"),
-                "entry": pd.array([r[3] for r in rows], dtype="int64"),
-                "content_layer": F.nullable_int(r[5][0] if r[5] else None for r in rows),
-                "content_entry": F.nullable_int(r[5][1] if r[5] else None for r in rows),
+                "path": F.string(paths),
+                "type": F.category((e.type for e in own), F.FILE_TYPES),
+                "size": F.ints(d.size for d in data),
+                "mode": F.ints(e.mode for e in own),
+                "uid": F.ints(e.uid for e in own),
+                "gid": F.ints(e.gid for e in own),
+                "mtime": F.utc_seconds(e.mtime for e in own).array,
+                "linkname": F.string(e.linkname for e in own),
+                "sha256": F.string(
+                    d.sha256 if c else None for c, d in zip(content, data, strict=True)
+                ),
+                "layer": np.fromiter((v[0] for v in versions), dtype="int64", count=len(versions)),
+                "entry": np.fromiter((v[1] for v in versions), dtype="int64", count=len(versions)),
+                "content_layer": F.nullable_int(c[0] if c else None for c in content),
+                "content_entry": F.nullable_int(c[1] if c else None for c in content),
             }
         )
 
