@@ -14,16 +14,20 @@ from __future__ import annotations
 
 from . import errors
 from .errors import LayerForensicsError
+from .host import Host, HostContainer, open_host
 from .image import FileRow, Image, list_images, open_image
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FileRow",
+    "Host",
+    "HostContainer",
     "Image",
     "LayerForensicsError",
     "__version__",
     "errors",
     "list_images",
+    "open_host",
     "open_image",
 ]
