@@ -205,10 +205,7 @@ def _select(
             path, f"{len(distinct)} images in this archive ({listing}); pass ref= to choose one"
         )
     first = candidates[0]
-    first.tags = sorted(
-        {t for r in candidates for t in r.tags},
-        key=first.tags.index if all(t in first.tags for r in candidates for t in r.tags) else None,
-    )
+    first.tags = list(dict.fromkeys(t for r in candidates for t in r.tags))  # merged, in order
     return first
 
 
@@ -377,6 +374,24 @@ class Image:
         if not 0 <= top < self.layer_count:
             raise IndexError(f"layer {layer} out of range: the image has {self.layer_count} layers")
         return top
+
+    @cached_property
+    def legacy_layer_json(self) -> dict[int, dict[str, Any]]:
+        """The legacy per-layer ``<v1-id>/json`` of a ``docker save`` archive, by layer index.
+
+        Older saves keep each layer's build container config there (``container_config``,
+        ``Env``...), a place secrets hide. Empty for formats that have none.
+        """
+        out: dict[int, dict[str, Any]] = {}
+        for n, blob in enumerate(self._record.layers):
+            if blob.provider is not None or not blob.member.endswith("/layer.tar"):
+                continue
+            name = blob.member[: -len("layer.tar")] + "json"
+            if self._container.exists(name):
+                meta = parse_json(self._container.read(name), self._container.label(name))
+                if isinstance(meta, dict):
+                    out[n] = meta
+        return out
 
     # ------------------------------------------------------------------ history
     @cached_property
