@@ -12,10 +12,21 @@ layers mean in ``_tarscan``, ``_overlay`` and :mod:`layerforensics.image`; prese
 
 from __future__ import annotations
 
-from . import errors
+from typing import Any
+
+from . import accessor, errors
 from .errors import LayerForensicsError
 from .host import Host, HostContainer, open_host
 from .image import FileRow, Image, list_images, open_image
+from .query import read_parquet, sql
+
+
+def explore(image: Image, **options: Any) -> Any:
+    """The dive-like explorer widget for JupyterLab (ipywidgets is imported on first use)."""
+    from .explore import explore as _explore
+
+    return _explore(image, **options)
+
 
 __version__ = "0.1.0"
 
@@ -26,8 +37,12 @@ __all__ = [
     "Image",
     "LayerForensicsError",
     "__version__",
+    "accessor",
     "errors",
+    "explore",
     "list_images",
     "open_host",
     "open_image",
+    "read_parquet",
+    "sql",
 ]

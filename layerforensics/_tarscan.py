@@ -284,7 +284,11 @@ def scan_tar(
             padded = (size + BLOCK - 1) & ~(BLOCK - 1)
 
             if typeflag in (b"x", b"g", b"L", b"K"):
-                data = b"".join(bytes(p) for p in reader.pieces(padded))[:size]
+                view = reader.contiguous(padded)
+                if view is not None:
+                    data = bytes(view[:size])
+                else:
+                    data = b"".join(bytes(p) for p in reader.pieces(padded))[:size]
                 if typeflag == b"x":
                     pax.update(_parse_pax(data, label, header_offset))
                 elif typeflag == b"g":

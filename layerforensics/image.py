@@ -348,11 +348,24 @@ class Image:
             verified,
         )
 
-    def _index(self) -> list[list[TarEntry]]:
+    def index(self, *, progress: Callable[[int, int], None] | None = None) -> None:
+        """Read every layer now (one streaming pass each) instead of on the first frame.
+
+        Parameters
+        ----------
+        progress
+            Called as ``progress(layers_done, layers_total)`` after each layer.
+        """
         with self._lock:
             for n in range(self.layer_count):
                 if self._entries[n] is None:
                     self._scan_layer(n)
+                if progress is not None:
+                    progress(n + 1, self.layer_count)
+
+    def _index(self) -> list[list[TarEntry]]:
+        if any(e is None for e in self._entries):
+            self.index()
         return self._entries  # type: ignore[return-value]
 
     def _replay(self, upto: int | None = None) -> ReplayResult:
@@ -1008,7 +1021,8 @@ class Image:
         """Every secret sighting; see :func:`layerforensics.secrets.find_secrets`."""
         from .secrets import find_secrets
 
-        key = (redact, tuple(sorted(options.items())))
+        # A progress callback does not change the result: it is not part of the cache key.
+        key = (redact, tuple(sorted((k, v) for k, v in options.items() if k != "progress")))
         cache: dict[Any, pd.DataFrame] = self.__dict__.setdefault("_secrets_cache", {})
         if key not in cache:
             cache[key] = find_secrets(self, redact=redact, **options)
@@ -1025,6 +1039,40 @@ class Image:
         from .secrets import recover
 
         return recover(self, row)
+
+    @property
+    def secrets_scanned(self) -> bool:
+        """True once :meth:`secrets` has run (displays use it to avoid starting a scan)."""
+        return bool(self.__dict__.get("_secrets_cache"))
+
+    # ------------------------------------------------------------------ notebook and SQL
+    def _repr_html_(self) -> str:
+        from .display import summary_html
+
+        small = sum(
+            self._container.size(b.member)
+            for b in self._record.layers
+            if b.provider is None and self._container.exists(b.member)
+        ) < (256 << 20)
+        return summary_html(self, secrets=self.secrets_scanned or small)
+
+    def sql(self, query: str, /, **extra: pd.DataFrame) -> pd.DataFrame:
+        """Run DuckDB SQL over this image's frames (``layers``, ``files``, ``changes``, ...)."""
+        from .query import image_sql
+
+        return image_sql(self, query, **extra)
+
+    def to_parquet(self, folder: str | os.PathLike[str], **options: Any) -> dict[str, Path]:
+        """Write this image's frames as parquet; see :func:`layerforensics.query.to_parquet`."""
+        from .query import to_parquet
+
+        return to_parquet(self, folder, **options)
+
+    def explore(self, **options: Any) -> Any:
+        """The interactive explorer widget; see :func:`layerforensics.explore.explore`."""
+        from .explore import explore
+
+        return explore(self, **options)
 
     # ------------------------------------------------------------------ helpers for analyses
     def _entry(self, layer: int, entry: int) -> TarEntry:
