@@ -16,6 +16,7 @@ import hashlib
 import posixpath
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .errors import CorruptArchiveError
@@ -112,6 +113,7 @@ def _num(field: bytes, label: str, offset: int) -> int:
 
 
 _ZERO_BLOCK = bytes(BLOCK)
+_OFFLOAD = 256 << 10  # files this large are hashed off the parsing thread
 
 
 def _checksum_ok(header: bytes, stored: int) -> bool:
@@ -251,6 +253,11 @@ def scan_tar(
     long_name: bytes | None = None
     long_link: bytes | None = None
     past_end = False
+    # Large files are hashed on a worker thread (hashlib releases the GIL on big buffers), so
+    # their digests overlap with the parsing of the headers that follow.
+    hasher = ThreadPoolExecutor(max_workers=1)
+    offloaded: list[tuple[TarEntry, Future[str]]] = []
+    settled = 0
     try:
         while True:
             header_offset = reader.offset
@@ -384,7 +391,13 @@ def scan_tar(
             if kind == "file":
                 view = reader.contiguous(size)
                 if view is not None:
-                    entry.sha256 = hashlib.sha256(view).hexdigest()
+                    if size >= _OFFLOAD and on_content is None:
+                        if len(offloaded) - settled >= 16:  # bound the buffers kept alive
+                            offloaded[settled][1].result()
+                            settled += 1
+                        offloaded.append((entry, hasher.submit(_hexdigest, view)))
+                    else:
+                        entry.sha256 = hashlib.sha256(view).hexdigest()
                     if on_content is not None and want_content is not None and want_content(entry):
                         on_content(len(entries), entry, bytes(view))
                 elif on_content is not None and want_content is not None and want_content(entry):
@@ -404,4 +417,12 @@ def scan_tar(
         raise CorruptArchiveError(
             label, f"tar is truncated (input ends inside the entry at offset {header_offset})"
         ) from None
+    finally:
+        hasher.shutdown(wait=True)
+    for entry, future in offloaded:
+        entry.sha256 = future.result()
     return entries
+
+
+def _hexdigest(data: memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
