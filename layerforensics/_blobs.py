@@ -10,14 +10,14 @@ from __future__ import annotations
 import bz2
 import hashlib
 import lzma
-import queue
 import threading
 import zlib
-from collections.abc import Iterator
-from typing import Any, BinaryIO, Literal
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Literal
 
 import zstandard
 
+from ._background import background
 from .errors import CorruptArchiveError
 
 try:  # ISA-L's gzip is several times faster than zlib's; fall back when it is absent.
@@ -38,7 +38,6 @@ _DECODE_ERRORS = (
 Compression = Literal["none", "gzip", "zstd", "xz", "bzip2"]
 
 CHUNK = 1 << 20
-_END = object()
 
 _MAGIC: tuple[tuple[bytes, Compression], ...] = (
     (b"\x1f\x8b", "gzip"),
@@ -207,39 +206,14 @@ class LayerStream:
                 self._stored_hash.update(data)
                 yield data
             return
+
         # Decompression and both digests run on a producer thread (zlib, ISA-L, zstd and
         # hashlib release the GIL), so they overlap with the tar parsing of the consumer.
-        out: queue.Queue[Any] = queue.Queue(maxsize=8)
-        stop = threading.Event()
+        def work(emit: Callable[[bytes], None]) -> None:
+            for plain in self._decompress():
+                emit(plain)
 
-        def produce() -> None:
-            try:
-                for plain in self._decompress():
-                    while not stop.is_set():
-                        try:
-                            out.put(plain, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                out.put(_END)
-            except BaseException as exc:  # handed over to the consumer, raised there
-                out.put(exc)
-
-        worker = threading.Thread(target=produce, daemon=True)
-        worker.start()
-        try:
-            while True:
-                item = out.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            worker.join()
+        yield from background(work)
 
     def _decompress(self) -> Iterator[bytes]:
         assert self._decompressor is not None

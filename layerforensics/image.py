@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import operator
 import os
-import queue
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import _frames as F
+from ._background import background
 from ._blobs import LayerStream, open_decompressed
 from ._container import Container, open_container
 from ._overlay import MARKER_TYPES, ReplayResult, replay
@@ -817,43 +817,15 @@ class Image:
     def _scan_with_contents(self, n: int, max_size: int | None) -> Iterator[tuple[FileRow, bytes]]:
         # The scan runs on a worker thread and hands files over a bounded queue, so the caller
         # consumes them while the single pass goes on (memory stays bounded).
-        q: queue.Queue[Any] = queue.Queue(maxsize=64)
-        stop = threading.Event()
-        done = object()
-
         def want(e: TarEntry) -> bool:
             return not e.synthetic and (max_size is None or e.size <= max_size)
 
-        def sink(i: int, e: TarEntry, data: bytes) -> None:
-            while not stop.is_set():
-                try:
-                    q.put((i, e, data), timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-
-        def work() -> None:
-            try:
-                self._scan_layer(n, want, sink)
-                q.put(done)
-            except BaseException as exc:  # handed to the consumer
-                q.put(exc)
+        def work(emit: Callable[[tuple[int, TarEntry, bytes]], None]) -> None:
+            self._scan_layer(n, want, lambda i, e, data: emit((i, e, data)))
 
         with self._lock:
-            worker = threading.Thread(target=work, daemon=True)
-            worker.start()
-            try:
-                while True:
-                    item = q.get()
-                    if item is done:
-                        break
-                    if isinstance(item, BaseException):
-                        raise item
-                    i, e, data = item
-                    yield self._row(n, i, e), data
-            finally:
-                stop.set()
-                worker.join()
+            for i, e, data in background(work, maxsize=64):
+                yield self._row(n, i, e), data
 
     def _contents_from_index(self, n: int, max_size: int | None) -> Iterator[tuple[FileRow, bytes]]:
         entries = self._entries[n]

@@ -106,3 +106,27 @@ def engine_image(engine_session: engines.EngineSession) -> EngineImages:
             missing(failures[key])
 
     return get
+
+
+@pytest.fixture(scope="session")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The example images of ``data/make_examples.py``, built fresh into a temp folder."""
+    from _examples import build_examples
+
+    return build_examples(tmp_path_factory.mktemp("examples"))
+
+
+@pytest.fixture()
+def classic(examples: dict[str, Path]) -> Any:
+    """``classic-secret``: a secret written in one layer and deleted in the next."""
+    import layerforensics as lf
+
+    return lf.open_image(examples["classic-secret"])
+
+
+@pytest.fixture()
+def demo(examples: dict[str, Path]) -> Any:
+    """``layers-demo``: overwrite, opaque directory, hardlink, symlink, copy-up, whiteout."""
+    import layerforensics as lf
+
+    return lf.open_image(examples["layers-demo"])

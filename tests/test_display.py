@@ -18,21 +18,6 @@ matplotlib.use("Agg")
 EX = make_examples_module()
 
 
-@pytest.fixture(scope="module")
-def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_examples(tmp_path_factory.mktemp("examples"))
-
-
-@pytest.fixture()
-def classic(examples: dict[str, Path]) -> lf.Image:
-    return lf.open_image(examples["classic-secret"])
-
-
-@pytest.fixture()
-def demo(examples: dict[str, Path]) -> lf.Image:
-    return lf.open_image(examples["layers-demo"])
-
-
 def test_examples_are_small_deterministic_and_format_valid(
     examples: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -5,29 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-from _examples import build_examples, make_examples_module
+from _examples import make_examples_module
 
 import layerforensics as lf
 from layerforensics.builder import Dir, File, ImageBuilder
 from layerforensics.explore import MORE, explore, hexdump, text_preview
 
 EX = make_examples_module()
-
-
-@pytest.fixture(scope="module")
-def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_examples(tmp_path_factory.mktemp("examples"))
-
-
-@pytest.fixture()
-def demo(examples: dict[str, Path]) -> lf.Image:
-    return lf.open_image(examples["layers-demo"])
-
-
-@pytest.fixture()
-def classic(examples: dict[str, Path]) -> lf.Image:
-    return lf.open_image(examples["classic-secret"])
 
 
 def motd_entry(img: lf.Image, layer: int) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _examples import build_examples, make_examples_module
+from _examples import make_examples_module
 from conftest import missing
 
 import layerforensics as lf
@@ -21,21 +21,6 @@ def _duckdb() -> None:
         import duckdb  # noqa: F401
     except ImportError:
         missing('duckdb is not installed (pip install "layerforensics[sql]")')
-
-
-@pytest.fixture(scope="module")
-def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_examples(tmp_path_factory.mktemp("examples"))
-
-
-@pytest.fixture()
-def classic(examples: dict[str, Path]) -> lf.Image:
-    return lf.open_image(examples["classic-secret"])
-
-
-@pytest.fixture()
-def demo(examples: dict[str, Path]) -> lf.Image:
-    return lf.open_image(examples["layers-demo"])
 
 
 def test_sql_on_user_frames_values_and_dtypes() -> None:
