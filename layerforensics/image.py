@@ -39,7 +39,6 @@ from .errors import (
     ImageReferenceError,
     PathNotFoundError,
     PlatformError,
-    UnsafePathError,
 )
 
 _FILE_FIELDS = operator.attrgetter(
@@ -720,7 +719,10 @@ class Image:
                 return n, i
         raise PathNotFoundError(self.path, f"layer {n} has no entry {norm}")
 
-    def _content_version(self, version: tuple[int, int]) -> tuple[int, int]:
+    def _content_version(
+        self, version: tuple[int, int], *, missing_ok: bool = False
+    ) -> tuple[int, int] | None:
+        """The version holding the bytes of ``version`` (itself, or a hardlink's target)."""
         layer, i = version
         e = self._index()[layer][i]
         if e.type != "hardlink":
@@ -729,7 +731,7 @@ class Image:
         if target is None:
             # Resolve against the filesystem as of that layer (the link may predate the top).
             target = self._replay(layer).link_targets.get(version)
-        if target is None:
+        if target is None and not missing_ok:
             raise PathNotFoundError(self.path, f"hardlink {e.path} -> {e.linkname} has no target")
         return target
 
@@ -749,7 +751,9 @@ class Image:
     def read_entry(self, layer: int, entry: int) -> bytes:
         """The bytes of one :attr:`files` row (``layer``, ``entry``)."""
         entries = self._index()
-        layer, entry = self._content_version((layer, entry))
+        content = self._content_version((layer, entry))
+        assert content is not None
+        layer, entry = content
         e = entries[layer][entry]
         if e.type != "file":
             detail = f" -> {e.linkname}" if e.linkname else ""
@@ -884,9 +888,9 @@ class Image:
         """Write files safely under ``dest``: one layer's entries, or the merged filesystem.
 
         Only regular files, directories and symlinks are written. Nothing is written outside
-        ``dest``: paths are normalised, symlink targets are stored as-is but never followed
-        while writing, and no device, fifo or setuid bit is created. Existing files in ``dest``
-        are not overwritten.
+        ``dest``: paths are normalised, symlinks are created last (stored as-is, never
+        followed while writing), and no device, fifo or setuid bit is created. Existing files
+        in ``dest`` are not overwritten. Each layer is read once.
 
         Parameters
         ----------
@@ -910,54 +914,9 @@ class Image:
         UnsafePathError
             A path would land outside ``dest`` (never expected after normalisation; checked anyway).
         """
-        root = Path(dest).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        top = self._check_layer(layer)
-        entries = self._index()
-        prefix = normalize_path(path) if path else "/"
-        if merged:
-            versions = sorted(self._replay(top).state.items())
-        else:
-            last: dict[str, tuple[int, int]] = {}
-            for i, e in enumerate(entries[top]):
-                if e.type not in MARKER_TYPES:
-                    last[e.path] = (top, i)
-            versions = sorted(last.items())
-        written: list[Path] = []
-        for p, version in versions:
-            if prefix != "/" and p != prefix and not p.startswith(prefix + "/"):
-                continue
-            e = entries[version[0]][version[1]]
-            target = (root / p.lstrip("/")).resolve(strict=False) if p != "/" else root
-            if target != root and root not in target.parents:
-                raise UnsafePathError(str(root), f"{p} would be written outside the export folder")
-            self._check_parents(root, target)
-            if e.type == "dir":
-                target.mkdir(parents=True, exist_ok=True)
-            elif e.type in ("file", "hardlink"):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    data = self.read_entry(*version)
-                except PathNotFoundError:
-                    continue
-                with open(target, "xb") as f:
-                    f.write(data)
-                os.chmod(target, e.mode & 0o777 if e.type == "file" else 0o644)
-                written.append(target)
-            elif e.type == "symlink":
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(e.linkname or "", target)
-                written.append(target)
-        return written
+        from ._export import export
 
-    @staticmethod
-    def _check_parents(root: Path, target: Path) -> None:
-        # A symlink written earlier must never redirect a later write outside the folder.
-        p = target.parent
-        while p != root and root in p.parents:
-            if p.is_symlink():
-                raise UnsafePathError(str(root), f"{target} would be written through symlink {p}")
-            p = p.parent
+        return export(self, dest, layer=layer, path=path, merged=merged)
 
     # ------------------------------------------------------------------ Dockerfile
     def dockerfile(self) -> str:

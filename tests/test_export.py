@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -59,11 +60,15 @@ def test_extract_never_escapes(tmp_path: Path) -> None:
     img = lf.open_image(tmp_path / "evil.tar")
     assert set(img.files["path"]) == {"/escape.txt", "/abs.txt", "/evil", "/evil/etc/owned"}
     dest = tmp_path / "out" / "dest"
-    with pytest.raises(lf.errors.UnsafePathError, match="outside the export folder|symlink"):
-        img.extract(dest)
+    with pytest.warns(UserWarning, match="/evil/etc/owned: not exported, /evil is a symlink"):
+        written = img.extract(dest)
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "out" / "escape.txt").exists()
     assert (dest / "escape.txt").read_bytes() == b"x"
+    assert (dest / "abs.txt").read_bytes() == b"y"
+    assert (dest / "evil").is_symlink() and os.readlink(dest / "evil") == "/"
+    assert sorted(p.name for p in written) == ["abs.txt", "escape.txt", "evil"]
+    assert not any(p.name == "owned" for p in (tmp_path / "out").rglob("*"))
 
 
 def test_extract_does_not_overwrite(tmp_path: Path) -> None:
