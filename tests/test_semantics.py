@@ -344,3 +344,25 @@ def test_filesystem_equals_applying_layers_to_a_directory(
         else:
             ours[row.path] = ("file", img.read(row.path))
     assert ours == expected
+
+
+def test_history_that_does_not_pair_is_flagged_not_fatal(tmp_path: Path) -> None:
+    b = ImageBuilder()
+    b.layer([File("/a", b"1")], created_by="RUN one")
+    b.layer([File("/b", b"2")], created_by="RUN two")
+    b.layer([File("/c", b"3")], created_by="RUN three")
+    del b._history[1:]  # as crane append / ko / jib leave it: fewer history entries than layers
+    b.save_docker(tmp_path / "short.tar")
+    img = lf.open_image(tmp_path / "short.tar")
+    assert img.layers["created_by"].tolist()[0] == "RUN one"
+    assert img.layers["created_by"].isna().tolist() == [False, True, True]
+    assert any("1 non-empty steps for 3 layers" in w for w in img.warnings)
+    assert len(img.files) == 3
+
+    b = ImageBuilder()
+    b.layer([File("/a", b"1")], created_by="RUN one")
+    b._history.append({"created_by": "RUN phantom"})  # more steps than layers
+    b.save_docker(tmp_path / "long.tar")
+    img = lf.open_image(tmp_path / "long.tar")
+    assert img.history["layer"].tolist()[0] == 0 and img.history["layer"].isna().tolist()[1]
+    assert any("2 non-empty steps for 1 layers" in w for w in img.warnings)
