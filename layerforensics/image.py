@@ -245,6 +245,7 @@ class Image:
         self._entries: list[list[TarEntry] | None] = [None] * len(record.layers)
         self._info: list[LayerInfo | None] = [None] * len(record.layers)
         self._replays: dict[int, ReplayResult] = {}
+        self._filesystems: dict[int, pd.DataFrame] = {}
         self._lock = threading.RLock()
         config = parse_json(record.config_bytes, record.config_label)
         if not isinstance(config, dict):
@@ -635,6 +636,12 @@ class Image:
             hardlink into a lower layer), ``content_entry`` (Int64).
         """
         top = self._check_layer(layer)
+        cached = self._filesystems.get(top)
+        if cached is None:
+            cached = self._filesystems[top] = self._filesystem(top)
+        return cached
+
+    def _filesystem(self, top: int) -> pd.DataFrame:
         entries = self._index()
         result = self._replay(top)
         paths = sorted(result.state)

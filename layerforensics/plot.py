@@ -151,6 +151,7 @@ def layer_waste_bars(
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(_BYTES)
     ax.set_xlabel("regular-file bytes stored by the layer")
+    ax.set_ylabel("layer: build step")
     total = kept + over + gone
     for yi, t, w in zip(y, total, over + gone, strict=True):
         if w:
@@ -188,6 +189,7 @@ def cumulative_size(image: Image, ax: Axes | None = None, *, label_width: int = 
     ax.fill_between(x, visible, stored, step="mid", color=DELETED, alpha=0.25, label="wasted")
     ax.set_xticks(x, _layer_labels(lw, label_width), rotation=40, ha="right", fontsize=7)
     ax.yaxis.set_major_formatter(_BYTES)
+    ax.set_xlabel("layer: build step")
     ax.set_ylabel("image size after layer")
     lo = min(visible.min(), stored.min()) if len(x) else 0
     hi = max(stored.max() if len(x) else 0, 1)
@@ -243,6 +245,7 @@ def top_waste(image: Image, n: int = 15, ax: Axes | None = None, *, width: int =
         frameon=False,
     )
     ax.set_xlabel("reclaimable bytes (what squashing saves)")
+    ax.set_ylabel("path")
     ax.set_title(f"Top {len(w)} wasted paths", fontsize=10)
     if not len(w):
         ax.text(0.5, 0.5, "no wasted space", ha="center", va="center", transform=ax.transAxes)
@@ -304,6 +307,7 @@ def filesystem_icicle(
     )
     ax.xaxis.set_major_formatter(_BYTES)
     ax.set_xlabel("bytes of regular files in the final filesystem")
+    ax.set_ylabel("directory level")
     ax.set_title("Final filesystem by directory", fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)

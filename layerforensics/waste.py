@@ -12,7 +12,9 @@ Three questions about the bytes an image stores:
 :mod:`layerforensics.plot`).
 
 Everything here works from the frames the core already built (``image.files``,
-``image.changes``, ``image.filesystem()``, ``image.layers``); no layer is read again.
+``image.changes``, ``image.filesystem()``, ``image.layers``); no layer is read again. Each
+analysis is computed once per image and remembered in the image (``efficiency`` in both modes,
+``waste`` and ``layer_waste`` share their intermediate results); every call returns a copy.
 
 Differences between the two modes
 ---------------------------------
@@ -65,6 +67,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from .image import Image
@@ -236,16 +240,29 @@ def _pct(x: float) -> str:
 
 
 def _dirname(paths: pd.Series) -> pd.Series:
-    """Parent of each absolute path; ``""`` for children of the root."""
+    """Parent of each absolute path; ``""`` for children of the root.
+
+    A regular expression rather than ``str.rpartition``: on Arrow-backed strings it runs in
+    one C call (``rpartition`` builds three Python columns).
+    """
     if not len(paths):
         return paths.astype("str")
-    return paths.str.rpartition("/")[0]
+    return paths.astype("str").str.replace(r"/[^/]*$", "", regex=True)
 
 
 def _basename(paths: pd.Series) -> pd.Series:
     if not len(paths):
         return paths.astype("str")
-    return paths.str.rpartition("/")[2]
+    return paths.astype("str").str.replace(r"(?s)^.*/", "", regex=True)
+
+
+def _isin(paths: pd.Series, values: Iterable[str]) -> np.ndarray:
+    """``paths.isin(values)`` as a bool array, hashed in Arrow (pandas converts every string of
+    an Arrow-backed column to a Python object first, which is ten times slower)."""
+    arr = pa.array(paths.astype("str").array)
+    vals = pa.array([v for v in values if isinstance(v, str)], type=arr.type)
+    hit = pc.is_in(arr, value_set=vals).fill_null(False)
+    return np.array(hit.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _content_rows(files: pd.DataFrame, types: Iterable[str] = ("file",)) -> pd.DataFrame:
@@ -258,6 +275,26 @@ def _content_rows(files: pd.DataFrame, types: Iterable[str] = ("file",)) -> pd.D
 
 def _n_layers(image: Image) -> int:
     return len(image.layers)
+
+
+_CACHE_KEY = "_waste_cache"
+
+
+def _cache(image: Image) -> dict[str, Any]:
+    """Per-image memo of the analyses below (an image's frames never change once built).
+
+    Stored in the image's ``__dict__`` next to its ``cached_property`` frames, so it lives and
+    dies with the image. Callers get copies of cached DataFrames, never the cached objects.
+    """
+    return image.__dict__.setdefault(_CACHE_KEY, {})
+
+
+def _dive_of(image: Image) -> _Dive:
+    """:func:`dive_analysis` of ``image``, computed once per image."""
+    c = _cache(image)
+    if "dive" not in c:
+        c["dive"] = dive_analysis(image.files, _n_layers(image))
+    return c["dive"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,13 +349,20 @@ def dive_analysis(files: pd.DataFrame, n_layers: int) -> _Dive:
     file_count = len(nodes)
     sightings, failed_paths = _dive_sightings(nodes)
 
-    # aggregate per path (efficiencyMap)
+    # aggregate per path (efficiencyMap), on integer path codes in discovery order
     sightings = sightings.sort_values("seq", kind="stable")
-    grp = sightings.groupby("spath", sort=False)["size"]
-    agg = pd.DataFrame({"count": grp.size(), "cum": grp.sum(), "min": grp.min()})
-    second = sightings.loc[sightings.groupby("spath", sort=False).cumcount() == 1]
-    agg["seq2"] = second.set_index("spath")["seq"].reindex(agg.index)
-    sum_min = int(agg["min"].sum()) - len(set(failed_paths) - set(agg.index))
+    code, uniq = pd.factorize(sightings["spath"])
+    num = pd.DataFrame({"code": code, "size": sightings["size"].to_numpy(dtype="int64")})
+    g = num.groupby("code", sort=True)["size"]
+    agg = pd.DataFrame({"count": g.size(), "cum": g.sum(), "min": g.min()})
+    seq = sightings["seq"].to_numpy(dtype="int64")
+    second = (num.groupby("code", sort=False).cumcount() == 1).to_numpy()
+    seq2 = np.full(len(uniq), -1, dtype="int64")
+    seq2[code[second]] = seq[second]
+    agg["seq2"] = seq2[agg.index.to_numpy()]
+    agg.index = pd.Index(np.asarray(uniq, dtype=object)[agg.index.to_numpy()], name="spath")
+    seen = set(uniq.tolist()) if failed_paths else set()
+    sum_min = int(agg["min"].sum()) - len(set(failed_paths) - seen)
     sum_cum = int(agg["cum"].sum())
     score = 1.0 if sum_cum == 0 else sum_min / sum_cum
 
@@ -344,48 +388,90 @@ def dive_analysis(files: pd.DataFrame, n_layers: int) -> _Dive:
     )
 
 
+def _closed_paths(paths: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    """Integer codes for ``paths`` in a table that also holds every ancestor directory.
+
+    Returns ``(codes, table, parent)``: ``table[codes[i]] == paths[i]``, and ``parent[c]`` is
+    the code of ``table[c]``'s parent directory (``-1`` for children of the root). Only the
+    distinct paths go through string operations; tree walks then run on integers.
+    """
+    codes, uniq = pd.factorize(paths.astype("str"))
+    table = pd.Series(np.asarray(uniq, dtype=object), dtype="str")
+    parents: list[np.ndarray] = []
+    start = 0
+    while start < len(table):
+        par = _dirname(table.iloc[start:])
+        known = pa.array(table.array)
+        hit = pc.index_in(pa.array(par.array), value_set=known).fill_null(-1)
+        pos = np.array(hit.to_numpy(zero_copy_only=False), dtype="int64")
+        missing = (pos < 0) & par.ne("").to_numpy(dtype=bool)
+        start = len(table)
+        if missing.any():
+            new_codes, new = pd.factorize(par.loc[missing])
+            pos[missing] = start + new_codes
+            table = pd.concat(
+                [table, pd.Series(np.asarray(new, dtype=object), dtype="str")], ignore_index=True
+            )
+        parents.append(pos)
+    parent = np.concatenate(parents) if parents else np.zeros(0, dtype="int64")
+    return codes.astype("int64"), table, parent
+
+
 def _dive_nodes(f: pd.DataFrame) -> pd.DataFrame:
     """Every node of every per-layer tree dive builds (explicit and implicit parents).
 
-    Columns: layer, path (raw names, ``.wh.`` kept), size, is_dir, is_wh.
+    Columns: layer, path (raw names, ``.wh.`` kept), size, is_dir, is_wh, code (the path's
+    number), pcode (its parent's number, -1 under the root).
     """
-    base = _basename(f["path"])
-    opaque = base.str.startswith(".wh..wh..")
-    ex = f.loc[~opaque].sort_values(["layer", "entry"], kind="stable")
-    ex = ex.drop_duplicates(["layer", "path"], keep="last")  # later payload replaces earlier
-    explicit = pd.DataFrame(
-        {
-            "layer": ex["layer"].to_numpy(),
-            "path": ex["path"].astype("str").to_numpy(),
-            "size": ex["size"].to_numpy(),
-            "is_dir": (ex["type"] == "dir").to_numpy(dtype=bool),
-        }
-    )
+    codes, table, parent = _closed_paths(f["path"])
+    width = max(len(table), 1)
+    base = _basename(table)
+    opaque_t = base.str.startswith(".wh..wh..").to_numpy(dtype=bool)
+    wh_t = base.str.startswith(".wh.").to_numpy(dtype=bool)
+    layer = f["layer"].to_numpy(dtype="int64")
+    entry = f["entry"].to_numpy(dtype="int64")
+    opaque = opaque_t[codes] if len(codes) else np.zeros(0, dtype=bool)
+    # later payload of the same path in the same layer replaces the earlier one
+    order = np.lexsort((entry, layer))
+    order = order[~opaque[order]]
+    key = layer[order] * width + codes[order]
+    last = ~pd.Series(key).duplicated(keep="last").to_numpy()
+    ex = order[last]
+    ex_key = key[last]
+    size = f["size"].to_numpy(dtype="int64")
+    is_dir = (f["type"] == "dir").to_numpy(dtype=bool)
     # implicit parents (blank payload: size 0, not a directory); opaque markers only create these
-    seeds = pd.concat([explicit[["layer", "path"]], f.loc[opaque, ["layer", "path"]]])
-    frontier = pd.DataFrame({"layer": seeds["layer"].to_numpy(), "path": _dirname(seeds["path"])})
-    parts = []
-    while len(frontier):
-        frontier = frontier.loc[frontier["path"].ne("")].drop_duplicates()
-        parts.append(frontier)
-        frontier = pd.DataFrame(
-            {"layer": frontier["layer"].to_numpy(), "path": _dirname(frontier["path"]).to_numpy()}
-        )
-    anc = pd.concat(parts).drop_duplicates() if parts else explicit[["layer", "path"]].iloc[:0]
-    anc = anc.merge(explicit[["layer", "path"]], how="left", on=["layer", "path"], indicator=True)
-    implicit = anc.loc[anc["_merge"] == "left_only", ["layer", "path"]].assign(size=0, is_dir=False)
-    nodes = pd.concat([explicit, implicit], ignore_index=True)
-    nodes["path"] = nodes["path"].astype("str")
-    nodes["is_wh"] = _basename(nodes["path"]).str.startswith(".wh.").to_numpy(dtype=bool)
-    return nodes
+    seed_l = np.concatenate([layer[ex], layer[opaque]])
+    seed_c = np.concatenate([codes[ex], codes[opaque]])
+    found: list[np.ndarray] = []
+    while len(seed_c):
+        p = parent[seed_c]
+        ok = p >= 0
+        k = np.unique(seed_l[ok] * width + p[ok])
+        found.append(k)
+        seed_l, seed_c = k // width, k % width
+    anc = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype="int64")
+    implicit = anc[~np.isin(anc, ex_key)]
+    node_l = np.concatenate([layer[ex], implicit // width])
+    node_c = np.concatenate([codes[ex], implicit % width])
+    return pd.DataFrame(
+        {
+            "layer": node_l,
+            "path": table.to_numpy()[node_c] if len(node_c) else np.zeros(0, dtype=object),
+            "size": np.concatenate([size[ex], np.zeros(len(implicit), dtype="int64")]),
+            "is_dir": np.concatenate([is_dir[ex], np.zeros(len(implicit), dtype=bool)]),
+            "is_wh": wh_t[node_c] if len(node_c) else np.zeros(0, dtype=bool),
+            "code": node_c,
+            "pcode": parent[node_c] if len(node_c) else np.zeros(0, dtype="int64"),
+        }
+    ).astype({"path": "str"})
 
 
 def _stripped(paths: pd.Series) -> pd.Series:
     """dive's ``node.Path()``: the ``.wh.`` prefix removed from the last component."""
     if not len(paths):
         return paths.astype("str")
-    parts = paths.str.rpartition("/")
-    return parts[0] + "/" + parts[2].str.slice(4)
+    return paths.astype("str").str.replace(r"/\.wh\.([^/]*)$", r"/\1", regex=True)
 
 
 def _dive_sightings(nodes: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -394,10 +480,14 @@ def _dive_sightings(nodes: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     Returns the sightings (columns ``seq``, ``layer``, ``spath``, ``size``) and the paths of
     whiteouts whose target was missing (each aborted the rest of its layer).
     """
-    parents = pd.DataFrame({"layer": nodes["layer"], "path": _dirname(nodes["path"])})
-    parents = parents.drop_duplicates()
-    m = nodes.merge(parents.assign(_p=True), how="left", on=["layer", "path"])
-    leaves = nodes.loc[m["_p"].isna().to_numpy()].copy()
+    # a leaf is a node that is nobody's parent in its layer: compare (layer, path) keys as ints
+    code = nodes["code"].to_numpy(dtype="int64")
+    pcode = nodes["pcode"].to_numpy(dtype="int64")
+    width = max(int(code.max(initial=0)), int(pcode.max(initial=0))) + 1
+    lay = nodes["layer"].to_numpy(dtype="int64")
+    own_key = lay * width + code
+    parent_key = (lay * width + pcode)[pcode >= 0]
+    leaves = nodes.loc[~np.isin(own_key, parent_key)].copy()
     leaves["key"] = leaves["path"].str.replace("/", "\x00", regex=False)
     leaves = leaves.sort_values(["layer", "key"], kind="stable").reset_index(drop=True)
     leaves["seq"] = np.arange(len(leaves))
@@ -434,14 +524,18 @@ def _whiteout_sizes(
     is_wh = nodes["is_wh"].to_numpy()
     targets = set(_stripped(nodes.loc[is_wh, "path"]))
     tgt = pd.Index(sorted(targets))
-    rel = nodes["path"].isin(tgt).to_numpy().copy()
-    cur = nodes["path"]
-    while True:
-        cur = _dirname(cur)
-        live = cur.ne("").to_numpy()
-        if not live.any():
-            break
-        rel |= cur.isin(tgt).to_numpy() & live
+    # a node is relevant when it is a target or below one: in the sorted distinct paths, the
+    # descendants of t are exactly the range [t + "/", t + "0") ("0" follows "/")
+    # (Arrow sorts byte-wise, which for UTF-8 is code point order, as Python compares str)
+    upaths = pd.Series(pd.unique(nodes["path"]), dtype="str").sort_values().to_numpy(dtype=object)
+    urel = np.zeros(len(upaths), dtype=bool)
+    for t in tgt:
+        lo, hi = np.searchsorted(upaths, [t, t + "0"])
+        if lo < len(upaths) and upaths[lo] == t:
+            urel[lo] = True
+        lo = np.searchsorted(upaths, t + "/")
+        urel[lo:hi] = True
+    rel = _isin(nodes["path"], upaths[urel].tolist())
     ev = nodes.loc[rel | is_wh].copy()
     ev["spath"] = ev["path"]
     ev.loc[ev["is_wh"], "spath"] = _stripped(ev.loc[ev["is_wh"], "path"])
@@ -449,7 +543,13 @@ def _whiteout_sizes(
     ev = ev.sort_values(["layer", "key"], kind="stable")
     events: dict[int, list[tuple[str, bool, int, bool]]] = {}
     for layer, path, spath, size, is_dir, w in zip(
-        ev["layer"], ev["path"], ev["spath"], ev["size"], ev["is_dir"], ev["is_wh"], strict=True
+        ev["layer"].tolist(),
+        ev["path"].tolist(),
+        ev["spath"].tolist(),
+        ev["size"].tolist(),
+        ev["is_dir"].tolist(),
+        ev["is_wh"].tolist(),
+        strict=True,
     ):
         events.setdefault(int(layer), []).append(
             (spath if w else path, bool(w), int(size), bool(is_dir))
@@ -537,6 +637,33 @@ class _Tree:
 # public API
 
 
+def _totals(image: Image) -> dict[str, int]:
+    """Regular-file byte totals from ``image.files`` alone (cached per image).
+
+    ``final`` and ``final_entries`` equal what ``image.filesystem()`` shows (regular-file bytes
+    and number of rows) -- the surviving version of every path is the row whose status is
+    ``present`` -- without building the merged frame.
+    """
+    c = _cache(image)
+    if "totals" not in c:
+        files = image.files
+        reg = _content_rows(files)
+        size = reg["size"].fillna(0).to_numpy(dtype="int64")
+        layer = reg["layer"].to_numpy(dtype="int64")
+        present = files["status"].eq("present").fillna(False).to_numpy(dtype=bool)
+        reg_present = reg["status"].eq("present").fillna(False).to_numpy(dtype=bool)
+        entries = files.loc[present, "path"]
+        c["totals"] = {
+            "stored": int(size.sum()),
+            "base": int(size[layer == 0].sum()),
+            "final": int(size[reg_present].sum()),
+            # "/" is not a row of the merged view; a path is present at most once otherwise,
+            # but kaniko-style archives repeat "/" in every layer
+            "final_entries": int(entries.loc[entries.ne("/").fillna(True)].nunique()),
+        }
+    return c["totals"]
+
+
 def efficiency(image: Image, mode: Mode = "layerforensics") -> Efficiency:
     """How efficiently ``image`` stores its files.
 
@@ -557,6 +684,11 @@ def efficiency(image: Image, mode: Mode = "layerforensics") -> Efficiency:
         ``size_bytes``, ``user_size_bytes``, ``reclaimable_bytes``, ``final_bytes``, ``mode``,
         ``file_count``, ``inefficient`` (DataFrame: path, count, wasted_bytes), ``to_dict()``.
 
+    Notes
+    -----
+    Both modes are computed once per image and remembered: a second call (or :func:`waste`,
+    which shares the per-path aggregation and dive's analysis) costs almost nothing.
+
     Examples
     --------
     >>> img = lf.open_image("test-docker-image.tar")           # doctest: +SKIP
@@ -565,14 +697,11 @@ def efficiency(image: Image, mode: Mode = "layerforensics") -> Efficiency:
     """
     if mode not in ("layerforensics", "dive"):
         raise ValueError(f"mode must be 'layerforensics' or 'dive', not {mode!r}")
-    files = image.files
-    regular = _content_rows(files)
-    stored = int(regular["size"].fillna(0).sum())
-    fs = image.filesystem()
-    final = int(fs.loc[fs["type"] == "file", "size"].fillna(0).sum())
+    t = _totals(image)
+    stored, final = t["stored"], t["final"]
     reclaimable = stored - final
     if mode == "dive":
-        d = dive_analysis(files, _n_layers(image))
+        d = _dive_of(image)
         return Efficiency(
             score=d.score,
             wasted_bytes=d.wasted_bytes,
@@ -583,22 +712,21 @@ def efficiency(image: Image, mode: Mode = "layerforensics") -> Efficiency:
             final_bytes=final,
             mode="dive",
             file_count=d.file_count,
-            inefficient=d.inefficient,
+            inefficient=d.inefficient.copy(),
         )
-    user_size = stored - int(regular.loc[regular["layer"] == 0, "size"].fillna(0).sum())
+    user_size = stored - t["base"]
     if reclaimable == 0:
         uwp = 0.0
     elif user_size == 0:
         uwp = math.inf
     else:
         uwp = reclaimable / user_size
-    w = waste(image, _with_dive=False)
-    w = w.loc[w["reclaimable"] > 0].sort_values(
-        ["reclaimable", "path"], ascending=[False, True], kind="stable"
-    )
+    agg = _path_agg(image).agg
+    w = agg.loc[agg["reclaimable"].to_numpy() > 0]
+    w = w.sort_values(["reclaimable", "path"], ascending=[False, True], kind="stable")
     inefficient = pd.DataFrame(
         {
-            "path": w["path"].astype("string").to_numpy(),
+            "path": pd.array(w["path"].to_numpy(), dtype="string"),
             "count": pd.array(w["count"].to_numpy(), dtype="Int64"),
             "wasted_bytes": pd.array(w["reclaimable"].to_numpy(), dtype="Int64"),
         }
@@ -612,7 +740,7 @@ def efficiency(image: Image, mode: Mode = "layerforensics") -> Efficiency:
         reclaimable_bytes=reclaimable,
         final_bytes=final,
         mode="layerforensics",
-        file_count=len(fs),
+        file_count=t["final_entries"],
         inefficient=inefficient,
     )
 
@@ -622,6 +750,97 @@ def _go_div(a: int, b: int) -> float:
     if b == 0:
         return math.nan if a == 0 else math.copysign(math.inf, a)
     return a / b
+
+
+@dataclass(frozen=True)
+class _PathAgg:
+    """Per-path aggregation shared by :func:`efficiency` and :func:`waste`.
+
+    ``agg``: one row per listed path (stored twice or more, or not present at the end), in
+    path order; numpy columns ``path`` (object), ``count``, ``total_size``, ``kept_size``,
+    ``reclaimable``, ``first_layer``, ``last_layer`` (int64), ``deleted_layer`` (float64, nan
+    when the path survives), ``any_present``, ``copy_up`` (bool), ``code`` (int64, the path's
+    group number in ``rows``).
+    ``rows``: the content rows of those paths sorted by path, layer, entry, with a ``_code``
+    column.
+    """
+
+    agg: pd.DataFrame
+    rows: pd.DataFrame
+
+
+def _path_agg(image: Image) -> _PathAgg:
+    c = _cache(image)
+    if "paths" in c:
+        return c["paths"]
+    files = image.files
+    rows = _content_rows(files, _CONTENT_TYPES)
+    rows = rows[["layer", "entry", "path", "type", "size", "sha256", "status", "status_layer"]]
+    status = rows["status"].astype("string").fillna("")  # unknown status: not present
+    # only paths stored twice or not present at the end can be listed: filter before grouping
+    allcode = pd.factorize(rows["path"])[0]
+    cand = np.bincount(allcode, minlength=1)[allcode] >= 2
+    cand |= status.ne("present").to_numpy(dtype=bool)
+    rows = rows.loc[np.isin(allcode, allcode[cand])]
+    rows = rows.sort_values(["path", "layer", "entry"], kind="stable")
+    code, uniq = pd.factorize(rows["path"], sort=False)  # rows are sorted: codes ascend
+    size = rows["size"].fillna(0).to_numpy(dtype="int64")
+    status = rows["status"].astype("string").fillna("")
+    present = status.eq("present").to_numpy(dtype=bool)
+    deleted_row = status.eq("deleted").to_numpy(dtype=bool)
+    gone = rows["status_layer"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+    sha_code = pd.factorize(rows["sha256"], use_na_sentinel=True)[0]
+    num = pd.DataFrame(
+        {
+            "code": code,
+            "size": size,
+            "kept": np.where(present, size, 0),
+            "present": present,
+            "layer": rows["layer"].to_numpy(dtype="int64"),
+            "gone": np.where(deleted_row, gone, np.nan),
+            "sha": sha_code,  # -1 for a missing hash: counted as one value, like dropna=False
+            "isfile": rows["type"].astype("str").eq("file").to_numpy(dtype=bool),
+        }
+    )
+    g = num.groupby("code", sort=True)
+    a = g.agg(
+        count=("size", "size"),
+        total_size=("size", "sum"),
+        kept_size=("kept", "sum"),
+        any_present=("present", "any"),
+        first_layer=("layer", "min"),
+        last_layer=("layer", "max"),
+        deleted_layer=("gone", "max"),
+        n_sha=("sha", "nunique"),
+        all_files=("isfile", "all"),
+    )
+    count = a["count"].to_numpy(dtype="int64")
+    any_present = a["any_present"].to_numpy(dtype=bool)
+    deleted_layer = a["deleted_layer"].to_numpy(dtype="float64")
+    agg = pd.DataFrame(
+        {
+            "code": a.index.to_numpy(dtype="int64"),
+            "path": np.asarray(uniq, dtype=object)[a.index.to_numpy()],
+            "count": count,
+            "total_size": a["total_size"].to_numpy(dtype="int64"),
+            "kept_size": a["kept_size"].to_numpy(dtype="int64"),
+            "first_layer": a["first_layer"].to_numpy(dtype="int64"),
+            "last_layer": np.fmax(a["last_layer"].to_numpy(dtype="float64"), deleted_layer).astype(
+                "int64"
+            ),
+            "deleted_layer": deleted_layer,
+            "any_present": any_present,
+            "copy_up": a["all_files"].to_numpy(dtype=bool)
+            & (a["n_sha"].to_numpy() == 1)
+            & (count >= 2),
+        }
+    )
+    agg["reclaimable"] = agg["total_size"] - agg["kept_size"]
+    agg = agg.loc[(count >= 2) | ~any_present].reset_index(drop=True)
+    rows = rows.assign(_code=code)
+    rows = rows.loc[np.isin(code, agg["code"].to_numpy())]
+    c["paths"] = _PathAgg(agg=agg, rows=rows)
+    return c["paths"]
 
 
 def waste(image: Image, *, _with_dive: bool = True) -> pd.DataFrame:
@@ -655,88 +874,73 @@ def waste(image: Image, *, _with_dive: bool = True) -> pd.DataFrame:
           version has the same content (e.g. only ``chmod`` changed), ``moved-away`` when the
           deleting layer adds the same content under another path (``mv``), ``deleted`` when
           the path is gone from the final filesystem, ``overwritten`` otherwise.
-    """
-    files = image.files
-    rows = _content_rows(files, _CONTENT_TYPES)
-    rows = rows[["layer", "entry", "path", "type", "size", "sha256", "status", "status_layer"]]
-    # only paths stored twice or not present at the end can be listed: filter before grouping
-    cand = rows["path"].duplicated(keep=False) | rows["status"].astype("string").ne("present")
-    rows = rows.loc[rows["path"].isin(rows.loc[cand.fillna(True), "path"].unique())]
-    rows = rows.sort_values(["path", "layer", "entry"], kind="stable")
-    size = rows["size"].fillna(0).astype("int64")
-    status = rows["status"].astype("string")
-    present = status.eq("present").fillna(False)
-    gone_layer = rows["status_layer"].where(status.eq("deleted").fillna(False))
-    g = rows.assign(
-        _size=size,
-        _kept=size.where(present, 0),
-        _present=present,
-        _isfile=rows["type"].astype("str").eq("file"),
-        _gone=gone_layer.astype("Float64"),
-    ).groupby("path", sort=False)
-    agg = pd.DataFrame(
-        {
-            "count": g.size(),
-            "total_size": g["_size"].sum(),
-            "kept_size": g["_kept"].sum(),
-            "any_present": g["_present"].any(),
-            "first_layer": g["layer"].min(),
-            "last_layer": g["layer"].max(),
-            "deleted_layer": g["_gone"].max(),
-            "n_sha": g["sha256"].nunique(dropna=False),
-            "all_files": g["_isfile"].all(),
-        }
-    )
-    agg["last_layer"] = (
-        agg[["last_layer", "deleted_layer"]].astype("Float64").max(axis=1).astype("Int64")
-    )
-    agg = agg.loc[(agg["count"] >= 2) | ~agg["any_present"].astype(bool)]
-    sel = rows.loc[rows["path"].isin(agg.index)]
-    layers = sel.groupby("path", sort=False)["layer"].agg(lambda s: sorted(set(int(x) for x in s)))
 
-    deleted = ~agg["any_present"].astype(bool) & agg["deleted_layer"].notna()
+    Notes
+    -----
+    Computed once per image (the result is remembered; each call returns a fresh copy).
+    """
+    c = _cache(image)
+    key = "waste" if _with_dive else "waste-nodive"
+    if key not in c:
+        c[key] = _waste_table(image, _with_dive)
+    return c[key].copy()
+
+
+def _waste_table(image: Image, with_dive: bool) -> pd.DataFrame:
+    pa = _path_agg(image)
+    agg, sel = pa.agg, pa.rows
+    # the ascending list of layers storing each path: unique (code, layer) pairs, split per code
+    pairs = sel[["_code", "layer"]].drop_duplicates()  # already sorted by path, layer
+    pc = pairs["_code"].to_numpy()
+    pl = pairs["layer"].to_numpy(dtype="int64")
+    bounds = np.flatnonzero(np.diff(pc)) + 1
+    layers = pd.Series(
+        [part.tolist() for part in np.split(pl, bounds)] if len(pl) else [],
+        index=pd.unique(pc) if len(pc) else pd.Index([], dtype="int64"),
+        dtype=object,
+    )
+
+    deleted = ~agg["any_present"].to_numpy() & ~np.isnan(agg["deleted_layer"].to_numpy())
     # moved-away: the deleting layer stores the same (non-empty) content under another path
-    moved = pd.Series(False, index=agg.index)
+    moved = np.zeros(len(agg), dtype=bool)
     if deleted.any():
-        last = sel.drop_duplicates("path", keep="last").set_index("path")
-        cand = last.loc[deleted[deleted].index, ["sha256", "size"]].assign(
-            _dl=agg.loc[deleted, "deleted_layer"].astype("int64")
+        last = sel.drop_duplicates("_code", keep="last").set_index("_code")
+        dcodes = agg["code"].to_numpy()[deleted]
+        cand = last.loc[dcodes, ["path", "sha256", "size"]].assign(
+            _dl=agg["deleted_layer"].to_numpy()[deleted].astype("int64")
         )
-        cand = cand.loc[cand["sha256"].notna() & cand["size"].fillna(0).gt(0)]
+        cand = cand.loc[cand["sha256"].notna().to_numpy() & cand["size"].fillna(0).gt(0).to_numpy()]
         if len(cand):
-            added = _content_rows(files)[["layer", "path", "sha256"]]
+            added = _content_rows(image.files)[["layer", "path", "sha256"]]
             hit = cand.reset_index().merge(
                 added, left_on=["_dl", "sha256"], right_on=["layer", "sha256"], suffixes=("", "_n")
             )
-            hit = hit.loc[hit["path"] != hit["path_n"]]
-            moved.loc[hit["path"].unique()] = True
-    copy_up = agg["all_files"].astype(bool) & agg["n_sha"].eq(1) & agg["count"].ge(2)
+            hit = hit.loc[(hit["path"] != hit["path_n"]).fillna(False).to_numpy()]
+            moved = np.isin(agg["code"].to_numpy(), hit["_code"].to_numpy())
     cause = np.select(
-        [deleted & moved, deleted, copy_up.to_numpy()],
+        [deleted & moved, deleted, agg["copy_up"].to_numpy()],
         ["moved-away", "deleted", "copy-up"],
         default="overwritten",
     )
-    total = agg["total_size"].astype("int64")
-    kept = agg["kept_size"].astype("int64")
     out = pd.DataFrame(
         {
-            "path": pd.array(agg.index, dtype="string"),
+            "path": pd.array(agg["path"].to_numpy(), dtype="string"),
             "count": pd.array(agg["count"].to_numpy(), dtype="Int64"),
-            "layers": layers.reindex(agg.index).to_numpy(),
-            "total_size": pd.array(total.to_numpy(), dtype="Int64"),
-            "kept_size": pd.array(kept.to_numpy(), dtype="Int64"),
-            "reclaimable": pd.array((total - kept).to_numpy(), dtype="Int64"),
+            "layers": layers.reindex(agg["code"].to_numpy()).to_numpy(),
+            "total_size": pd.array(agg["total_size"].to_numpy(), dtype="Int64"),
+            "kept_size": pd.array(agg["kept_size"].to_numpy(), dtype="Int64"),
+            "reclaimable": pd.array(agg["reclaimable"].to_numpy(), dtype="Int64"),
             "wasted_dive": pd.array(np.zeros(len(agg), dtype="int64"), dtype="Int64"),
             "first_layer": pd.array(agg["first_layer"].to_numpy(), dtype="Int64"),
             "last_layer": pd.array(agg["last_layer"].to_numpy(), dtype="Int64"),
             "deleted_layer": pd.array(
-                agg["deleted_layer"].where(deleted).to_numpy(), dtype="Int64"
+                np.where(deleted, agg["deleted_layer"].to_numpy(), np.nan), dtype="Int64"
             ),
             "cause": pd.Categorical(cause, categories=list(CAUSES)),
         }
     )
-    if _with_dive:
-        d = dive_analysis(files, _n_layers(image))
+    if with_dive:
+        d = _dive_of(image)
         wd = d.inefficient.set_index("path")["wasted_bytes"]
         out["wasted_dive"] = (
             pd.Series(out["path"].to_numpy()).map(wd).fillna(0).astype("Int64").to_numpy()
@@ -774,50 +978,59 @@ def layer_waste(image: Image) -> pd.DataFrame:
           pull transfers, uncompressed).
         - ``visible_bytes``: bytes of the merged filesystem after this layer (the size a squash
           at this layer would have).
+
+    Notes
+    -----
+    Computed once per image (the result is remembered; each call returns a fresh copy).
     """
+    c = _cache(image)
+    if "layer_waste" not in c:
+        c["layer_waste"] = _layer_waste_table(image)
+    return c["layer_waste"].copy()
+
+
+def _layer_waste_table(image: Image) -> pd.DataFrame:
     files = image.files
     n = _n_layers(image)
-    idx = pd.RangeIndex(n, name="layer")
     reg = _content_rows(files)
-    size = reg["size"].fillna(0).astype("int64")
+    size = reg["size"].fillna(0).to_numpy(dtype="int64")
+    layer = reg["layer"].to_numpy(dtype="int64")
     status = reg["status"].astype("string").fillna("present")
+    status_layer = reg["status_layer"].astype("Float64").to_numpy(dtype="float64", na_value=-1)
+    has_status_layer = status_layer >= 0
+    status_layer = status_layer.astype("int64")
 
-    def by_layer(mask: pd.Series, key: str = "layer") -> np.ndarray:
-        s = size.loc[mask.to_numpy()].groupby(reg.loc[mask.to_numpy(), key].astype("int64")).sum()
-        return s.reindex(idx, fill_value=0).to_numpy(dtype="int64")
+    def by_layer(mask: np.ndarray, where: np.ndarray = layer) -> np.ndarray:
+        """Bytes of the rows in ``mask``, summed per layer number ``where`` (exact int64)."""
+        out = np.zeros(n, dtype="int64")
+        np.add.at(out, where[mask], size[mask])
+        return out
 
-    stored = by_layer(pd.Series(True, index=reg.index))
-    kept = by_layer(status.eq("present"))
-    over = by_layer(status.isin(["overwritten", "shadowed"]))
-    dell = by_layer(status.eq("deleted"))
-    deleted_here = by_layer(status.eq("deleted") & reg["status_layer"].notna(), "status_layer")
+    present = status.eq("present").to_numpy(dtype=bool)
+    overwritten = status.isin(["overwritten", "shadowed"]).to_numpy(dtype=bool)
+    deleted = status.eq("deleted").to_numpy(dtype=bool)
+    stored = by_layer(np.ones(len(reg), dtype=bool))
+    kept = by_layer(present)
+    over = by_layer(overwritten)
+    dell = by_layer(deleted)
+    deleted_here = by_layer(deleted & has_status_layer, status_layer)
 
     ch = image.changes
-    ch = ch.loc[ch["type"].astype("string").eq("file").fillna(False)]
-    chs = ch["size"].fillna(0).astype("int64")
-    added = (
-        chs.loc[ch["change"].eq("added").to_numpy()]
-        .groupby(ch.loc[ch["change"].eq("added"), "layer"].astype("int64"))
-        .sum()
-        .reindex(idx, fill_value=0)
-        .to_numpy()
-    )
-    modified = (
-        chs.loc[ch["change"].eq("modified").to_numpy()]
-        .groupby(ch.loc[ch["change"].eq("modified"), "layer"].astype("int64"))
-        .sum()
-        .reindex(idx, fill_value=0)
-        .to_numpy()
-    )
+    is_file = ch["type"].astype("string").eq("file").fillna(False).to_numpy(dtype=bool)
+    ch_layer = ch["layer"].to_numpy(dtype="int64")
+    ch_size = ch["size"].fillna(0).to_numpy(dtype="int64")
+    change = ch["change"].astype("string")
+
+    def changed(kind: str) -> np.ndarray:
+        m = is_file & change.eq(kind).fillna(False).to_numpy(dtype=bool)
+        out = np.zeros(n, dtype="int64")
+        np.add.at(out, ch_layer[m], ch_size[m])
+        return out
+
+    added, modified = changed("added"), changed("modified")
     # visible size after each layer: +size where a version appears, -size where it goes away
-    delta = np.zeros(n + 1, dtype="int64")
-    np.add.at(delta, reg["layer"].astype("int64").to_numpy(), size.to_numpy())
-    gone = status.isin(list(_GONE)).to_numpy() & reg["status_layer"].notna().to_numpy()
-    np.add.at(
-        delta,
-        reg.loc[gone, "status_layer"].astype("int64").to_numpy(),
-        -size.to_numpy()[gone],
-    )
+    gone = status.isin(list(_GONE)).to_numpy(dtype=bool) & has_status_layer
+    delta = stored - by_layer(gone, status_layer)
     layers = image.layers
     out = pd.DataFrame(
         {
@@ -833,7 +1046,7 @@ def layer_waste(image: Image) -> pd.DataFrame:
             "deleted_later_bytes": dell,
             "reclaimable_bytes": over + dell,
             "cumulative_bytes": np.cumsum(stored),
-            "visible_bytes": np.cumsum(delta[:n]),
+            "visible_bytes": np.cumsum(delta),
         }
     )
     for c in out.columns[3:]:

@@ -9,7 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from matplotlib.image import imread
 from matplotlib.patches import Rectangle
 from test_waste import _forensic_image
 
@@ -109,3 +111,44 @@ def test_saves_png(img: lf.Image, tmp_path: Path) -> None:
         assert fn(img, ax=ax) is ax
     fig.savefig(tmp_path / "all.png")
     assert (tmp_path / "all.png").stat().st_size > 10_000
+
+
+# title, x label, y label of each chart (what a reader of the PNG sees)
+CHARTS = {
+    "layer_waste_bars": (
+        "What each layer stores, and what of it the final image needs",
+        "regular-file bytes stored by the layer",
+        "layer: build step",
+    ),
+    "cumulative_size": (
+        "Image size, layer by layer",
+        "layer: build step",
+        "image size after layer",
+    ),
+    "top_waste": (
+        "Top 6 wasted paths",  # /a, /b, /d/x, /d/y, /o/old, /c
+        "reclaimable bytes (what squashing saves)",
+        "path",
+    ),
+    "filesystem_icicle": (
+        "Final filesystem by directory",
+        "bytes of regular files in the final filesystem",
+        "directory level",
+    ),
+}
+
+
+@pytest.mark.parametrize("chart", sorted(CHARTS))
+def test_chart_renders_to_png(img: lf.Image, tmp_path: Path, chart: str) -> None:
+    ax = getattr(plot, chart)(img)
+    out = tmp_path / f"{chart}.png"
+    ax.figure.savefig(out, dpi=80)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 5_000  # a drawn chart, not an empty canvas
+    title, xlabel, ylabel = CHARTS[chart]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == (title, xlabel, ylabel)
+    # the rendered image is not blank: many distinct colours (bars, text, legend)
+    pixels = imread(out)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 300
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import require_shared_data
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import layerforensics as lf
 from layerforensics.builder import Dir, File, ImageBuilder, Opaque, Whiteout
@@ -285,3 +287,101 @@ def test_empty_and_clean_images(tmp_path: Path) -> None:
         e = efficiency(img, mode=mode)  # type: ignore[arg-type]
         assert e.score == 1.0 and e.wasted_bytes == 0 and len(e.inefficient) == 0
     assert len(waste(img)) == 0
+
+
+def test_analyses_are_computed_once_and_returned_as_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layerforensics import waste as waste_mod
+
+    calls: list[int] = []
+    real = waste_mod.dive_analysis
+
+    def counting(files: pd.DataFrame, n_layers: int) -> object:
+        calls.append(n_layers)
+        return real(files, n_layers)
+
+    monkeypatch.setattr(waste_mod, "dive_analysis", counting)
+    img = _forensic_image(tmp_path)
+    first = efficiency(img, mode="dive")
+    w = waste(img)  # needs dive's list for wasted_dive: reuses the analysis
+    assert efficiency(img, mode="dive") == first
+    assert calls == [4]
+    assert w.loc[w["path"] == "/a", "wasted_dive"].tolist() == [2000]
+    # callers may modify what they get without changing the next answer
+    w.loc[:, "reclaimable"] = 0
+    first.inefficient.loc[:, "wasted_bytes"] = 0
+    assert int(waste(img)["reclaimable"].sum()) == 1980
+    assert int(efficiency(img, mode="dive").inefficient["wasted_bytes"].iloc[0]) == 2000
+    e = efficiency(img)
+    e.inefficient.loc[:, "wasted_bytes"] = 0
+    assert efficiency(img).inefficient["wasted_bytes"].tolist()[0] == 1000
+    # a fresh image of the same file computes again
+    efficiency(lf.open_image(tmp_path / "forensic.tar"), mode="dive")
+    assert calls == [4, 4]
+
+
+@pytest.mark.parametrize("name", ["test-docker-image.tar", "test-kaniko-image.tar"])
+def test_default_totals_agree_with_the_merged_filesystem(name: str, forensic: lf.Image) -> None:
+    # final_bytes and file_count come from files["status"], not from filesystem(); they must
+    # say the same (kaniko repeats "/" in every layer, which the merged view does not list)
+    for img in (lf.open_image(_dive_image(name)), forensic):
+        fs = img.filesystem()
+        e = efficiency(img)
+        assert e.final_bytes == int(fs.loc[fs["type"] == "file", "size"].sum())
+        assert e.file_count == len(fs)
+
+
+# --- property: the default mode against an independent count of the layer tars --------------
+
+_DIRS = ("/d", "/d/e")
+_FILES = ("/f", "/d/g", "/d/e/h", "/d/e/i")
+
+
+@st.composite
+def _layer_specs(draw: st.DrawFn) -> list[list]:
+    layers = []
+    for _ in range(draw(st.integers(1, 4))):
+        entries: list = []
+        for _ in range(draw(st.integers(0, 6))):
+            kind = draw(st.sampled_from(["file", "file", "dir", "whiteout", "opaque"]))
+            if kind == "file":
+                size = draw(st.integers(0, 50))
+                entries.append(File(draw(st.sampled_from(_FILES)), b"z" * size))
+            elif kind == "dir":
+                entries.append(Dir(draw(st.sampled_from(_DIRS))))
+            elif kind == "whiteout":
+                entries.append(Whiteout(draw(st.sampled_from(_DIRS + _FILES))))
+            else:
+                d = draw(st.sampled_from(_DIRS))
+                entries += [Dir(d), Opaque(d)]
+        layers.append(entries)
+    return layers
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(spec=_layer_specs())
+def test_default_mode_equals_hand_count_of_the_tars(tmp_path: Path, spec: list[list]) -> None:
+    from test_waste_engine import count
+
+    b = ImageBuilder()
+    for n, entries in enumerate(spec):
+        b.layer(entries, created_by=f"RUN step {n}")
+    path = tmp_path / "prop.tar"
+    b.save_docker(path)
+    c = count(path, "docker-save")
+    img = lf.open_image(path)
+    e = efficiency(img)
+    assert (e.size_bytes, e.final_bytes) == (sum(c.stored), c.final_bytes)
+    assert e.reclaimable_bytes == sum(c.stored) - c.final_bytes
+    assert int(e.inefficient["wasted_bytes"].sum()) == e.reclaimable_bytes
+    lw = layer_waste(img)
+    assert [int(x) for x in lw["stored_bytes"]] == c.stored
+    assert [int(x) for x in lw["kept_bytes"]] == c.kept
+    assert [int(x) for x in lw["deleted_bytes"]] == c.deleted_here
+    assert [int(x) for x in lw["deleted_later_bytes"]] == c.deleted_later
+    assert [int(x) for x in lw["overwritten_later_bytes"]] == c.overwritten_later
+    w = waste(img)
+    assert int(w["reclaimable"].sum()) == e.reclaimable_bytes
