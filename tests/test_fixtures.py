@@ -360,3 +360,41 @@ def test_history_pairing_with_empty_layers(dive_image: lf.Image) -> None:
     h = dive_image.history
     assert pd.isna(h.loc[1, "layer"]) and bool(h.loc[1, "empty_layer"])
     assert h["layer"].dropna().tolist() == list(range(14))
+
+
+def test_stereoscope_engine_config_history_and_build_args(tmp_path: Path) -> None:
+    """A real classic-builder config (20 steps, 7 layers, `|4 K=V` build args) with stand-in layers."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    config = json.loads((require_shared_data() / "stereoscope/docker/engine-config.json").read_bytes())
+    empty = io.BytesIO()
+    tarfile.open(fileobj=empty, mode="w").close()
+    layer = empty.getvalue()
+    config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(layer).hexdigest()] * 7
+    raw = json.dumps(config).encode()
+    members = {"config.json": raw, **{f"{n}/layer.tar": layer for n in range(7)},
+               "manifest.json": json.dumps([{"Config": "config.json", "RepoTags": ["anchore:1"],
+                                             "Layers": [f"{n}/layer.tar" for n in range(7)]}]).encode()}
+    with tarfile.open(tmp_path / "img.tar", "w") as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    img = lf.open_image(tmp_path / "img.tar")
+    h = img.history
+    assert len(h) == 20 and int(h["empty_layer"].sum()) == 13
+    assert h["layer"].dropna().tolist() == list(range(7))
+    assert img.layers["instruction"].astype(str).tolist()[2:4] == ["COPY", "RUN"]
+    run = h[h["build_args"].map(len) == 4].iloc[0]
+    assert run["instruction"] == "RUN"
+    assert run["build_args"]["ANCHORE_ENGINE_VERSION"] == "0.8.1"
+    assert run["build_args"]["ANCHORE_COMMIT"] == "a395d942e5a3abb174e8e2cc593664ab9117037a"
+    assert not run["arguments"].startswith("|4")
+    steps = dict(zip(h["step"], h["instruction"].astype(str), strict=True))
+    assert [steps[i] for i in (2, 7, 8, 9, 11, 16, 17, 18, 19)] == [
+        "ARG", "MAINTAINER", "LABEL", "ENV", "EXPOSE", "HEALTHCHECK", "USER", "ENTRYPOINT", "CMD"]
+    dockerfile = img.dockerfile()
+    assert "ARG ANCHORE_ENGINE_VERSION=0.8.1" in dockerfile and "WORKDIR /anchore-engine" in dockerfile
