@@ -2,7 +2,7 @@
 
 Regenerate (deterministic: same bytes every run) with::
 
-    python data/make_examples.py            # writes data/classic-secret.tar, data/layers-demo.tar
+    python data/make_examples.py            # writes data/*.tar (the four images below)
     python data/make_examples.py --out DIR  # somewhere else
 
 ``classic-secret.tar``
@@ -14,6 +14,17 @@ Regenerate (deterministic: same bytes every run) with::
 ``layers-demo.tar``
     A teaching image: a file overwritten, a directory removed and re-created (opaque marker),
     a hardlink, a file ``chmod``-ed (copy-up: same bytes, new mode), a symlink, a whiteout.
+``rm-secret.tar`` (notebook 01, part 1)
+    The classic leak in its simplest form: ``~/.aws/credentials`` written by one ``RUN`` and
+    ``rm``-ed by the next.
+``leaky-app.tar`` (notebook 01, part 2)
+    A BuildKit-style Node image leaking four ways: an SSH deploy key and a ``.git/config`` with a
+    GitLab token in its remote URL, both ``COPY``-ed then deleted; an ``NPM_TOKEN`` build arg
+    (only in the history); a database password in ``ENV DATABASE_URL``.
+
+The ``DEMO_*`` values of the last two are NOT real credentials either: random strings typed in
+once, in the real formats and without any "fake" marker, so the scanner rates them ``high``
+as it would a real leak (the notebook's first cell says so).
 
 Both are legacy ``docker save`` archives written by :class:`layerforensics.builder.ImageBuilder`
 (fixed mtimes, no compression) and stay well under 100 KB.
@@ -22,6 +33,8 @@ Both are legacy ``docker save`` archives written by :class:`layerforensics.build
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import re
 from pathlib import Path
 
@@ -35,6 +48,28 @@ AWS_ACCESS_KEY_ID = "AKIA" + "FAKELAYERDEMO123"
 AWS_SECRET_ACCESS_KEY = "fakeAwsSecretKeyForLayerForensicsDemo/0+"
 NPM_TOKEN = "npm_" + "FAKEnpmTOKENforLAYERFORENSICSdemo123"
 DB_PASSWORD = "fake-Pa55w0rd-for-demo"
+
+# Notebook 01's images use fixed values that LOOK real (so the scanner rates them high, as it
+# would a real leak) but were never issued by any vendor: random strings typed in once.
+DEMO_AWS_ACCESS_KEY_ID = "AKIAYHIPOKUFYAIWGREX"
+DEMO_AWS_SECRET_ACCESS_KEY = "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"
+DEMO_NPM_TOKEN = "npm_EsIDqo7Q9A1S5Hlr2CifDSkKqoMzDhuNEPqw"
+DEMO_GITLAB_TOKEN = "glpat-YyOAo8h3ugjkPAxQ_z_Z"
+DEMO_DB_PASSWORD = "EFUw4Js2MSOjy15VnA4Lze"
+DEMO_DATABASE_URL = f"postgresql://shop:{DEMO_DB_PASSWORD}@db.prod.internal:5432/shop"
+
+
+def _demo_ssh_key() -> bytes:
+    """An OpenSSH-format private key block of deterministic random bytes (not a usable key)."""
+    body = base64.b64encode(
+        b"openssh-key-v1\x00" + hashlib.shake_256(b"layerforensics leaky-app").digest(384)
+    ).decode()
+    lines = "\n".join(body[i : i + 70] for i in range(0, len(body), 70))
+    kind = "OPENSSH PRIVATE KEY"
+    return f"-----BEGIN {kind}-----\n{lines}\n-----END {kind}-----\n".encode()
+
+
+DEMO_SSH_KEY = _demo_ssh_key()
 
 ENV_FILE = (
     "# deploy credentials (FAKE, for the layerforensics examples)\n"
@@ -51,6 +86,9 @@ def _check_formats() -> None:
     assert re.fullmatch(r"AKIA[A-Z0-9]{16}", AWS_ACCESS_KEY_ID), AWS_ACCESS_KEY_ID
     assert re.fullmatch(r"[A-Za-z0-9/+=]{40}", AWS_SECRET_ACCESS_KEY), AWS_SECRET_ACCESS_KEY
     assert re.fullmatch(r"npm_[A-Za-z0-9]{36}", NPM_TOKEN), NPM_TOKEN
+    assert re.fullmatch(r"AKIA[A-Z2-7]{16}", DEMO_AWS_ACCESS_KEY_ID), DEMO_AWS_ACCESS_KEY_ID
+    assert re.fullmatch(r"npm_[A-Za-z0-9]{36}", DEMO_NPM_TOKEN), DEMO_NPM_TOKEN
+    assert re.fullmatch(r"glpat-[A-Za-z0-9_\-]{20}", DEMO_GITLAB_TOKEN), DEMO_GITLAB_TOKEN
 
 
 def _base_layer() -> list:
@@ -154,6 +192,120 @@ def classic_secret() -> ImageBuilder:
     return b
 
 
+def rm_secret() -> ImageBuilder:
+    """Notebook 01, part 1: AWS credentials written by one RUN, ``rm``-ed by the next."""
+    b = ImageBuilder()
+    b.cmd = ["/opt/app/run.sh"]
+    b.layer(_base_layer(), created_by=_NOP + "ADD file:0d9c6a2f5a1e in / ")
+    b.step(_NOP + ' CMD ["/bin/sh"]')
+    creds = (
+        "[default]\n"
+        f"aws_access_key_id = {DEMO_AWS_ACCESS_KEY_ID}\n"
+        f"aws_secret_access_key = {DEMO_AWS_SECRET_ACCESS_KEY}\n"
+        "region = eu-west-1\n"
+    ).encode()
+    b.layer(
+        [
+            Dir("/root", mode=0o700),
+            Dir("/root/.aws", mode=0o700),
+            File("/root/.aws/credentials", creds, mode=0o600),
+            Dir("/opt"),
+            Dir("/opt/app"),
+            File("/opt/app/run.sh", b"#!/bin/sh\nexec /opt/app/server\n", mode=0o755),
+            File("/opt/app/server", b"\x7fELF\x02\x01\x01\x00server\n" * 30, mode=0o755),
+        ],
+        created_by=(
+            "/bin/sh -c mkdir -p /root/.aws && cp /tmp/ci-credentials /root/.aws/credentials "
+            "&& aws s3 cp s3://acme-artifacts/server /opt/app/server"
+        ),
+    )
+    b.layer(
+        [
+            Dir("/root", mode=0o700),
+            Dir("/root/.aws", mode=0o700),
+            Whiteout("/root/.aws/credentials"),
+        ],
+        created_by="/bin/sh -c rm /root/.aws/credentials",
+    )
+    b.step(_NOP + ' CMD ["/opt/app/run.sh"]')
+    return b
+
+
+def leaky_app() -> ImageBuilder:
+    """Notebook 01, part 2: a BuildKit-style Node image leaking four ways."""
+    bk = "buildkit.dockerfile.v0"
+    b = ImageBuilder()
+    b.env = [*b.env, "NODE_ENV=production", f"DATABASE_URL={DEMO_DATABASE_URL}"]
+    b.cmd = ["node", "server.js"]
+    b.layer(_base_layer(), created_by=_NOP + "ADD file:0d9c6a2f5a1e in / ")
+    b.step(_NOP + ' CMD ["/bin/sh"]')
+    b.step("ENV NODE_ENV=production")
+    b.step(f"ENV DATABASE_URL={DEMO_DATABASE_URL}")
+    b.step("ARG NPM_TOKEN")
+    b.step("WORKDIR /app")
+    git_config = (
+        "[core]\n\trepositoryformatversion = 0\n\tbare = false\n"
+        '[remote "origin"]\n'
+        f"\turl = https://oauth2:{DEMO_GITLAB_TOKEN}@gitlab.com/acme/shop.git\n"
+        "\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+        '[branch "main"]\n\tremote = origin\n\tmerge = refs/heads/main\n'
+    ).encode()
+    b.layer(
+        [
+            Dir("/app"),
+            File(
+                "/app/package.json",
+                b'{\n  "name": "shop",\n  "version": "2.3.1",\n'
+                b'  "dependencies": {"left-pad": "1.3.0"}\n}\n',
+            ),
+            File(
+                "/app/server.js",
+                b"require('http').createServer((q, s) => s.end('ok')).listen(80);\n",
+            ),
+            Dir("/app/.git"),
+            File("/app/.git/HEAD", b"ref: refs/heads/main\n"),
+            File("/app/.git/config", git_config),
+            Dir("/app/deploy"),
+            File("/app/deploy/id_ed25519", DEMO_SSH_KEY, mode=0o600),
+            File(
+                "/app/deploy/known_hosts", b"gitlab.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAfu\n"
+            ),
+        ],
+        created_by="COPY . /app # buildkit",
+        comment=bk,
+    )
+    b.layer(
+        [
+            Dir("/app"),
+            Dir("/app/node_modules"),
+            Dir("/app/node_modules/left-pad"),
+            File(
+                "/app/node_modules/left-pad/package.json",
+                b'{"name": "left-pad", "version": "1.3.0"}\n',
+            ),
+            File(
+                "/app/node_modules/left-pad/index.js",
+                b"module.exports = (s, n, c = ' ') => String(s).padStart(n, c);\n",
+            ),
+        ],
+        created_by=(
+            f"RUN |1 NPM_TOKEN={DEMO_NPM_TOKEN} /bin/sh -c "
+            'echo "//registry.npmjs.org/:_authToken=${NPM_TOKEN}" > .npmrc '
+            "&& npm ci --omit=dev && rm .npmrc # buildkit"
+        ),
+        comment=bk,
+    )
+    b.layer(
+        [Dir("/app"), Whiteout("/app/.git"), Whiteout("/app/deploy")],
+        created_by="RUN |1 NPM_TOKEN="
+        + DEMO_NPM_TOKEN
+        + " /bin/sh -c rm -rf .git deploy # buildkit",
+        comment=bk,
+    )
+    b.step('CMD ["node" "server.js"]')
+    return b
+
+
 def layers_demo() -> ImageBuilder:
     """One layer per overlay behaviour, for notebook 03."""
     b = ImageBuilder()
@@ -220,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, builder, tag in (
         ("classic-secret.tar", classic_secret(), "example/classic-secret:1.0"),
         ("layers-demo.tar", layers_demo(), "example/layers-demo:1.0"),
+        ("rm-secret.tar", rm_secret(), "example/rm-secret:1.0"),
+        ("leaky-app.tar", leaky_app(), "example/leaky-app:2.3.1"),
     ):
         target = args.out / name
         builder.save_docker(target, tag=tag)

@@ -90,7 +90,7 @@ class Fakes:
             "pgp-private-key": lambda: self.pem("PGP PRIVATE KEY BLOCK"),
             "postgres-uri-password": lambda: f"postgres://app:{s(ALNUM, 16)}@db.internal:5432/x",
             "mongodb-uri-password": lambda: (
-                f"mongodb+srv://app:{s(ALNUM, 16)}@cluster0.example.net"
+                f"mongodb+srv://app:{s(ALNUM, 16)}@cluster0.x7kq2.mongodb.net"
             ),
             "redis-uri-password": lambda: f"redis://:{s(ALNUM, 16)}@cache:6379/0",
             "jdbc-password": lambda: f"jdbc:mysql://db:3306/x?user=app&password={s(ALNUM, 14)}",

@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
-EXAMPLES = ("classic-secret.tar", "layers-demo.tar")
+EXAMPLES = ("classic-secret.tar", "layers-demo.tar", "rm-secret.tar", "leaky-app.tar")
 
 
 @pytest.fixture(scope="session")

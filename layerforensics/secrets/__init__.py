@@ -22,6 +22,7 @@ from layerforensics.secrets._scan import (
     find_secrets,
     fingerprint,
     recover,
+    redact_frame,
     scan_bytes,
     secret_groups,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "parse_build_args",
     "recover",
     "redact",
+    "redact_frame",
     "scan_bytes",
     "secret_groups",
     "to_sarif",

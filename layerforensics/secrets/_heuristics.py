@@ -12,7 +12,15 @@ import math
 import re
 from collections import Counter
 
-__all__ = ["KNOWN_EXAMPLES", "entropy", "is_code_like", "low_confidence_reason", "redact"]
+__all__ = [
+    "KNOWN_EXAMPLES",
+    "entropy",
+    "is_code_like",
+    "is_plain_words",
+    "low_confidence_reason",
+    "placeholder_host",
+    "redact",
+]
 
 #: Values published in vendor documentation and tutorials.
 KNOWN_EXAMPLES = frozenset(
@@ -56,6 +64,13 @@ _CODE_LIKE = re.compile(
     re.IGNORECASE,
 )
 
+
+# Values that are not literals: Vim script scoped variables (s:netrw_passwd, a:dict.x), URLs
+# without credentials (a token *link*), absolute file or settings paths (/usr/sbin/tool,
+# /system/http_proxy/authentication_password), option names in a completion list (password=).
+_NOT_A_LITERAL = re.compile(
+    r"^[a-z_]+=$|^[sgabwtvl]:[A-Za-z_]|^[a-z][a-z0-9+.\-]*://[^:@/\s]+(?:/|$)|^(?:/[A-Za-z_][A-Za-z0-9_.\-]*){2,}/?$"
+)
 
 _VAR_REF = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|%[A-Za-z_][A-Za-z0-9_]*%")
 
@@ -112,11 +127,34 @@ def is_code_like(value: str, key: str = "") -> bool:
     indirection to a variable (``$TOKEN``, ``${TOKEN}``, ``%TOKEN%``); the key's own name.
     """
     v = value.strip().rstrip(".,;)")
-    if _CODE_LIKE.search(v) or _VAR_REF.fullmatch(v):
+    if _CODE_LIKE.search(v) or _VAR_REF.fullmatch(v) or _NOT_A_LITERAL.search(v):
         return True
-    if key and v.lower().strip("_-") in key.lower():
-        return True  # password=password, token=$token ...
-    return bool(re.fullmatch(r"[a-z]+(?:_[a-z]+)+", v))  # snake_case identifier
+    if key and v.lower().strip("_-=:") in key.lower():
+        return True  # password=password, token=$token, "password=" in a completion list ...
+    return bool(re.fullmatch(r"_*[a-z]+(?:_[a-z]+)+", v))  # snake_case identifier
+
+
+def is_plain_words(value: str) -> bool:
+    """Lower-case letters only, or lower-case words joined by ``-``/``_`` (``elevated-privileges``).
+
+    Generic rules keep such values but at ``low`` confidence: they are usually settings or
+    identifiers (lintian tags, option names), sometimes a passphrase.
+    """
+    return bool(re.fullmatch(r"[a-z]+(?:[-_][a-z]+)*", value))
+
+
+# Documentation hosts in URLs with credentials: RFC 2606/6761 names and the usual stand-ins.
+_PLACEHOLDER_HOST = re.compile(
+    r"(?i)@(?:[a-z0-9\-]+\.)*(?:example\.(?:com|org|net)|[a-z0-9\-]+\.(?:example|invalid|test)|"
+    r"bogus\.[a-z]+|some\.where\.[a-z]+|domain\.(?:com|tld)|your[\-_]?(?:domain|host|server)"
+    r"[a-z0-9.\-]*|proxyhost|hostname|yourhost|(?:proxy)?host(?=[:/\s'\"]|$))"
+)
+
+
+def placeholder_host(text: str) -> bool:
+    """True when a ``user:password@host`` match points at a documentation host
+    (``example.com``, ``*.test``, ``proxyhost``, ``www.bogus.net`` ...)."""
+    return _PLACEHOLDER_HOST.search(text) is not None
 
 
 def redact(secret: str) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "SecretScanner",
     "find_secrets",
     "recover",
+    "redact_frame",
     "scan_bytes",
     "secret_groups",
 ]
@@ -373,6 +374,54 @@ def _redact_created_by(rows: list[dict[str, Any]]) -> None:
                 if s in cb:
                     cb = cb.replace(s, redact(s))
             r["created_by"] = cb
+
+
+def redact_frame(
+    frame: pd.DataFrame,
+    image: Any,
+    *,
+    columns: Sequence[str] = ("created_by",),
+    rules: str | Path | RuleSet | Sequence[Rule] | None = None,
+) -> pd.DataFrame:
+    """A copy of ``frame`` with every secret found in the image's metadata redacted.
+
+    For displaying ``img.history`` or ``img.layers`` without exposing build arguments and
+    ``ENV`` values: the history and config are scanned (files are not), and every raw value
+    found is replaced by its redaction (see :func:`redact`) in ``columns``.
+
+    Parameters
+    ----------
+    frame
+        Any frame, typically ``img.history`` or ``img.layers``.
+    image
+        The image whose history and config are scanned.
+    columns
+        Text columns to redact (those missing from ``frame`` are ignored).
+    rules
+        As in :func:`find_secrets`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index, columns and dtypes as ``frame``.
+    """
+    found = find_secrets(image, redact=False, rules=rules, sources=("history", "config"))
+    raws = sorted(set(found["secret"].dropna()), key=len, reverse=True)
+    out = frame.copy()
+    for c in columns:
+        if c not in out or not raws:
+            continue
+
+        def clean(v: Any) -> Any:
+            if not isinstance(v, str):
+                return v
+            for raw in raws:
+                if raw in v:
+                    v = v.replace(raw, redact(raw))
+            return v
+
+        out[c] = out[c].map(clean).astype(frame[c].dtype)
+    return out
 
 
 def _file_rows(
