@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 FILE_TYPES = [
     "file",
@@ -31,7 +32,9 @@ def category(values: Iterable[Any], categories: Sequence[str] | None = None) -> 
 
 
 def string(values: Iterable[Any]) -> pd.array:
-    return pd.array(list(values), dtype="string")
+    """Text (None becomes <NA>) as pandas' Arrow-backed ``string`` dtype, built by Arrow directly
+    (several times faster than element-wise conversion on large frames)."""
+    return pd.arrays.ArrowStringArray(pa.array(list(values), type=pa.large_string()))
 
 
 def nullable_int(values: Iterable[Any]) -> pd.array:

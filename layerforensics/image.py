@@ -8,7 +8,6 @@ filesystem and the deleted files. Every frame is cached on the image.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import operator
@@ -274,8 +273,11 @@ class Image:
         self._container.close()
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+        # Best effort, possibly at interpreter shutdown when modules are already torn down.
+        try:  # noqa: SIM105 - contextlib may already be gone at shutdown
             self._container.close()
+        except Exception:
+            pass
 
     def __enter__(self) -> Image:
         return self
