@@ -75,7 +75,6 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
     """
     top = len(layers) - 1 if upto is None else upto
     state: dict[str, Version] = {}
-    children: dict[str, set[str]] = {}
     # eStargz TOC and landmark entries are the format's, not the image's: never applied.
     status = [
         ["marker" if e.type in MARKER_TYPES or e.synthetic else "present" for e in es]
@@ -90,7 +89,20 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
     def entry(v: Version) -> TarEntry:
         return layers[v[0]][v[1]]
 
+    # The parent -> children index serves subtree removals only. It is built on the first
+    # removal and kept up to date from then on: most entries (a base layer) never need it.
+    children: dict[str, set[str]] | None = None
+
+    def subtree_index() -> dict[str, set[str]]:
+        nonlocal children
+        if children is None:
+            children = {}
+            for p in state:
+                link(p)
+        return children
+
     def link(path: str) -> None:
+        assert children is not None
         while path != "/":
             parent = path.rpartition("/")[0] or "/"
             siblings = children.get(parent)
@@ -102,6 +114,7 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
             return
 
     def remove(path: str, layer: int, cause: str, include_self: bool) -> None:
+        children = subtree_index()
         stack = [path] if include_self else list(children.pop(path, ()))
         while stack:
             p = stack.pop()
@@ -163,7 +176,8 @@ def replay(layers: list[list[TarEntry]], upto: int | None = None) -> ReplayResul
                 remove(path, layer, "type-change", include_self=False)
             state[path] = version
             removed.pop(path, None)
-            link(path)
+            if children is not None:
+                link(path)
             # The change event of this (layer, path), compared with the lower version.
             if base is None:
                 kind, cause = "added", "write"

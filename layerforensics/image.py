@@ -644,35 +644,46 @@ class Image:
         return cached
 
     def _filesystem(self, top: int) -> pd.DataFrame:
+        # Rows of `files`, taken by position: the merged view is a selection of entries.
         entries = self._index()
+        files = self.files
         result = self._replay(top)
+        starts = np.cumsum([0] + [len(es) for es in entries])
         paths = sorted(result.state)
         versions = [result.state[p] for p in paths]
-        own = [entries[n][i] for n, i in versions]
-        content: list[tuple[int, int] | None] = [
-            v if e.type == "file" else result.link_targets.get(v) if e.type == "hardlink" else None
-            for v, e in zip(versions, own, strict=True)
-        ]
-        data = [entries[c[0]][c[1]] if c else e for c, e in zip(content, own, strict=True)]
-        return pd.DataFrame(
-            {
-                "path": F.string(paths),
-                "type": F.category((e.type for e in own), F.FILE_TYPES),
-                "size": F.ints(d.size for d in data),
-                "mode": F.ints(e.mode for e in own),
-                "uid": F.ints(e.uid for e in own),
-                "gid": F.ints(e.gid for e in own),
-                "mtime": F.utc_seconds(e.mtime for e in own).array,
-                "linkname": F.string(e.linkname for e in own),
-                "sha256": F.string(
-                    d.sha256 if c else None for c, d in zip(content, data, strict=True)
-                ),
-                "layer": np.fromiter((v[0] for v in versions), dtype="int64", count=len(versions)),
-                "entry": np.fromiter((v[1] for v in versions), dtype="int64", count=len(versions)),
-                "content_layer": F.nullable_int(c[0] if c else None for c in content),
-                "content_entry": F.nullable_int(c[1] if c else None for c in content),
-            }
+        own = np.fromiter((starts[n] + i for n, i in versions), dtype="int64", count=len(paths))
+        links = result.link_targets
+        content = [links.get(v) if entries[v[0]][v[1]].type == "hardlink" else v for v in versions]
+        has_content = np.fromiter((c is not None for c in content), dtype=bool, count=len(paths))
+        data = np.fromiter(
+            (starts[c[0]] + c[1] if c else -1 for c in content), dtype="int64", count=len(paths)
         )
+        data = np.where(has_content, data, own)
+        out = files.iloc[own][
+            [
+                "path",
+                "type",
+                "size",
+                "mode",
+                "uid",
+                "gid",
+                "mtime",
+                "linkname",
+                "sha256",
+                "layer",
+                "entry",
+            ]
+        ].reset_index(drop=True)
+        size = files["size"].to_numpy(dtype="int64")[data]
+        out["size"] = pd.arrays.IntegerArray(size, np.zeros(len(size), dtype=bool))
+        is_file_content = has_content & (files["type"].to_numpy()[data] == "file")
+        sha = files["sha256"].iloc[data].reset_index(drop=True)
+        out["sha256"] = sha.mask(~is_file_content)
+        content_layer = files["layer"].to_numpy()[data]
+        content_entry = files["entry"].to_numpy()[data]
+        out["content_layer"] = pd.arrays.IntegerArray(content_layer, ~is_file_content)
+        out["content_entry"] = pd.arrays.IntegerArray(content_entry, ~is_file_content)
+        return out
 
     @cached_property
     def deleted(self) -> pd.DataFrame:
