@@ -28,7 +28,12 @@ COMPRESSIONS = ["none", "gzip", "zstd", "xz", "bzip2"]
 
 
 def category(values: Iterable[Any], categories: Sequence[str] | None = None) -> pd.Categorical:
-    return pd.Categorical(list(values), categories=categories)
+    """A categorical; with known ``categories`` it is built from codes (fast on big frames)."""
+    if categories is None:
+        return pd.Categorical(list(values), categories=categories)
+    code = {c: i for i, c in enumerate(categories)}
+    codes = np.fromiter((code.get(v, -1) for v in values), dtype="int8")
+    return pd.Categorical.from_codes(codes, categories=categories)
 
 
 def string(values: Iterable[Any]) -> pd.array:
