@@ -319,6 +319,9 @@ class Image:
         blob = self._record.layers[n]
         if blob.provider is not None:
             self._entries[n], self._info[n] = blob.provider.scan(want, sink)
+            for note in getattr(blob.provider, "notes", ()):
+                if note not in self.warnings:
+                    self.warnings.append(note)
             return
         label = self._layer_label(n)
         stream = self._open_stored(n)

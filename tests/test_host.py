@@ -301,3 +301,21 @@ def test_verify_reports_added_and_missing_files(tmp_path: Path) -> None:
         files = host.image("lf-demo-base:1").filesystem()
         assert "/tmp/.x/kworker" in set(files["path"])
         assert "/etc/passwd" not in set(files["path"])
+
+
+def test_evidence_without_xattrs_warns_that_opaque_dirs_are_unknown(tmp_path: Path) -> None:
+    """A seized tree archived without --xattrs cannot show opaque directories: say so."""
+    stripped = tmp_path / "no-xattrs.tar"
+    with tarfile.open(TREE) as src, tarfile.open(stripped, "w", format=tarfile.GNU_FORMAT) as dst:
+        for m in src.getmembers():
+            m.pax_headers = {}
+            dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+    warned = []
+    for path in (TREE, stripped):
+        host = open_host(path)
+        (cid,) = host.containers["id"]
+        container = host.container(cid)
+        assert len(container.changes) == 5  # the drift is the same either way
+        warned.append([w for w in container.image.warnings if "extended attributes" in w])
+    assert warned[0] == []
+    assert len(warned[1]) == 1 and "tar --xattrs" in warned[1][0]

@@ -264,6 +264,19 @@ class DiskLayerProvider:
             if (
                 kind == "overlay"
                 and node.type == "dir"
+                and node.xattrs is None
+                and template is None
+            ):
+                note = (
+                    f"{self.label}: the evidence carries no extended attributes, so opaque "
+                    "directories in this layer cannot be recognised (archive the tree with "
+                    "tar --xattrs --xattrs-include='trusted.*')"
+                )
+                if note not in self.notes:
+                    self.notes.append(note)
+            if (
+                kind == "overlay"
+                and node.type == "dir"
                 and _is_opaque(node)
                 and (template is None or template.type == "dir")
             ):
