@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from . import waste as _waste
+from .cli import image_arguments, open_from_args
 from .errors import LayerForensicsError
 
 _RULE_FLAGS = (
@@ -40,11 +41,8 @@ def add_parser(subparsers: Any) -> None:
             "--ci-config overrides the defaults, flags override both)."
         ),
     )
-    p.add_argument("image", help="image archive, OCI layout or directory")
-    p.add_argument("--ref", default=None, help="which image of a multi-image archive")
-    p.add_argument("--platform", default=None, help="which platform of a multi-platform index")
+    image_arguments(p, formats=("table", "json"))
     p.add_argument("--mode", choices=("layerforensics", "dive"), default="layerforensics")
-    p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--top", type=int, default=20, help="paths shown in table format (default 20)")
     p.add_argument("--ci", action="store_true", help="evaluate the CI rules; exit 1 on failure")
     p.add_argument("--ci-config", default=None, help="rules file in dive's .dive-ci format")
@@ -82,12 +80,10 @@ def _print_frame(df: pd.DataFrame, out: TextIO) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``layerforensics waste``; returns the exit status."""
-    from . import open_image
-
     out = out or sys.stdout
     try:
         rules, rules_source = _rules(args) if args.ci else ({}, None)
-        image = open_image(args.image, ref=args.ref, platform=args.platform)
+        image = open_from_args(args)
         result = _waste.efficiency(image, mode=args.mode)
         checks = _waste.check_rules(result, rules) if args.ci else None
     except LayerForensicsError as exc:

@@ -22,13 +22,16 @@ from .image import Image, list_images, open_image
 PLUGINS = ("layerforensics._cli_waste", "layerforensics.secrets._cli", "layerforensics.host._cli")
 
 
-def _image_args(p: argparse.ArgumentParser, *, fmt: bool = True) -> None:
+def image_arguments(
+    p: argparse.ArgumentParser, *, formats: tuple[str, ...] | None = FORMATS
+) -> None:
+    """The arguments every image subcommand takes (feature modules use it too)."""
     p.add_argument("image", help="docker save archive, OCI layout (dir or tar), ...")
     p.add_argument("--ref", help="which image, when the archive holds several (tag or id)")
     p.add_argument("--platform", help="os/arch[/variant] for multi-platform layouts")
     p.add_argument("--strict", action="store_true", help="fail on any digest mismatch")
-    if fmt:
-        p.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    if formats:
+        p.add_argument("--format", choices=formats, default="table", help="output format")
 
 
 def open_from_args(args: argparse.Namespace) -> Image:
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("info", help="summary of one image")
-    _image_args(p)
+    image_arguments(p)
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("images", help="every image in an archive")
@@ -134,19 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("filesystem", "the merged filesystem (after --layer)"),
     ]:
         p = sub.add_parser(name, help=text)
-        _image_args(p)
+        image_arguments(p)
         if name in ("files", "filesystem"):
             p.add_argument("--layer", type=int, help="only this layer / as of this layer")
         p.set_defaults(func=_frame_command(name))
 
     p = sub.add_parser("cat", help="write a file's bytes (from any layer) to stdout")
-    _image_args(p, fmt=False)
+    image_arguments(p, formats=None)
     p.add_argument("path")
     p.add_argument("--layer", type=int, help="the layer whose version to read (default: final)")
     p.set_defaults(func=_cmd_cat)
 
     p = sub.add_parser("extract", help="export a layer, a path or the merged filesystem safely")
-    _image_args(p, fmt=False)
+    image_arguments(p, formats=None)
     p.add_argument("dest", help="export folder (nothing is written outside it)")
     p.add_argument("--layer", type=int)
     p.add_argument("--path", help="only this path and below")
@@ -154,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("dockerfile", help="a Dockerfile reconstructed from the history")
-    _image_args(p, fmt=False)
+    image_arguments(p, formats=None)
     p.set_defaults(func=_cmd_dockerfile)
 
     for module in PLUGINS:

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from layerforensics.cli import image_arguments, open_from_args
 from layerforensics.secrets._rules import CONFIDENCES, load_rules
 from layerforensics.secrets._sarif import to_sarif
 from layerforensics.secrets._scan import DEFAULT_MAX_FILE_SIZE, find_secrets
@@ -41,10 +42,7 @@ def add_parser(subparsers: Any) -> None:
             "the SHA-256 of the raw value."
         ),
     )
-    p.add_argument("image", help="image archive, OCI layout or directory")
-    p.add_argument("--ref", default=None, help="which image of a multi-image archive")
-    p.add_argument("--platform", default=None, help="which platform of a multi-platform index")
-    p.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    image_arguments(p, formats=("table", "json", "sarif"))
     p.add_argument("--show-secrets", action="store_true", help="print raw values (careful)")
     p.add_argument(
         "--fail-on",
@@ -71,7 +69,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
 
     out = out or sys.stdout
     rules = load_rules(args.rules, extend_builtin=True) if args.rules else None
-    with lf.open_image(args.image, ref=args.ref, platform=args.platform) as img:
+    with open_from_args(args) as img:
         df = find_secrets(
             img, redact=not args.show_secrets, rules=rules, max_file_size=args.max_file_size
         )
