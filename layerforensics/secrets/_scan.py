@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -173,44 +172,20 @@ class SecretScanner:
             self.hits.append((row, m))
 
 
-def _norm_link(linkname: str) -> str:
-    return posixpath.normpath("/" + linkname.lstrip("/")) if linkname else linkname
-
-
-def hardlink_survivors(
-    files: pd.DataFrame, filesystem: pd.DataFrame
-) -> dict[tuple[int, int], list[str]]:
+def hardlink_survivors(filesystem: pd.DataFrame) -> dict[tuple[int, int], list[str]]:
     """Map file versions ``(layer, entry)`` to final-filesystem hardlink paths that keep them.
 
-    Uses the ``content_layer``/``content_entry`` columns of ``img.filesystem()`` (the version a
-    hardlink resolves to). Without them, a hardlink in layer L (entry e) is resolved to the last
-    regular-file entry of its target path before it (same layer, earlier entry, or lower layer).
+    Uses the ``content_layer``/``content_entry`` columns of ``img.filesystem()``: the version a
+    hardlink resolves to, even when its source path was deleted later.
     """
     out: dict[tuple[int, int], list[str]] = {}
-    if filesystem is None or len(filesystem) == 0 or "type" not in filesystem:
-        return out
-    links = filesystem[filesystem["type"].astype("string") == "hardlink"]
-    if len(links) == 0:
-        return out
-    if "content_layer" in links and "content_entry" in links:
-        for r in links.itertuples(index=False):
-            if pd.isna(r.content_layer) or pd.isna(r.content_entry):
-                continue
-            out.setdefault((int(r.content_layer), int(r.content_entry)), []).append(str(r.path))
-        return out
-    regular = files[files["type"].astype("string") == "file"][["layer", "entry", "path"]]
-    by_path = {p: g.sort_values(["layer", "entry"]) for p, g in regular.groupby("path", sort=False)}
-    for r in links.itertuples(index=False):
-        versions = by_path.get(_norm_link(str(r.linkname)))
-        if versions is None:
-            continue
-        n, e = int(r.layer), int(r.entry)
-        before = versions[
-            (versions["layer"] < n) | ((versions["layer"] == n) & (versions["entry"] < e))
-        ]
-        if len(before):
-            v = before.iloc[-1]
-            out.setdefault((int(v["layer"]), int(v["entry"])), []).append(str(r.path))
+    links = filesystem[filesystem["type"] == "hardlink"].dropna(
+        subset=["content_layer", "content_entry"]
+    )
+    for path, layer, entry in zip(
+        links["path"], links["content_layer"], links["content_entry"], strict=True
+    ):
+        out.setdefault((int(layer), int(entry)), []).append(str(path))
     return out
 
 
@@ -431,7 +406,7 @@ def _file_rows(
         return []
     files = image.files
     idx = files.set_index(["layer", "entry"])
-    survivors = hardlink_survivors(files, image.filesystem())
+    survivors = hardlink_survivors(image.filesystem())
     created = {}
     layers = getattr(image, "layers", None)
     if layers is not None and "created_by" in layers:
