@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 __all__ = ["ensure_indexed", "interactive", "progress", "track"]
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from .image import Image
 
 
 def interactive() -> bool:
@@ -86,34 +89,13 @@ def track(items: Iterable[T], desc: str, *, total: int | None = None) -> Iterato
             bar.update(1)
 
 
-def ensure_indexed(img: Any, desc: str = "indexing layers") -> None:
-    """Index every layer of ``img`` (one streaming pass each) with a bar per layer.
+def ensure_indexed(img: Image, desc: str = "indexing layers") -> None:
+    """Index every layer of ``img`` (one streaming pass each) with a bar per layer."""
+    with progress(img.layer_count, desc, unit="layer") as bar:
+        done = [0]
 
-    Uses the public hook ``img.index(progress=callback)`` when the Image offers it (callback
-    ``(layers_done, layers_total)``); otherwise indexes layer by layer through the Image's own
-    lock. Either way the frames computed afterwards are the library's, unchanged.
-    """
-    hook: Callable[..., Any] | None = getattr(img, "index", None)
-    if callable(hook):
-        with progress(getattr(img, "layer_count", None), desc, unit="layer") as bar:
-            done = [0]
+        def callback(n: int, total: int) -> None:
+            bar.update(n - done[0])
+            done[0] = n
 
-            def callback(n: int, total: int) -> None:
-                bar.update(n - done[0])
-                done[0] = n
-
-            hook(progress=callback)
-        return
-    entries = getattr(img, "_entries", None)
-    scan = getattr(img, "_scan_layer", None)
-    lock = getattr(img, "_lock", None)
-    if entries is None or scan is None or lock is None:
-        return
-    todo = [n for n, e in enumerate(entries) if e is None]
-    if not todo:
-        return
-    with lock, progress(len(todo), desc, unit="layer") as bar:
-        for n in todo:
-            if entries[n] is None:
-                scan(n)
-            bar.update(1)
+        img.index(progress=callback)

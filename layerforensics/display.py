@@ -10,11 +10,16 @@ import html
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ._progress import ensure_indexed
+from .errors import LayerForensicsError
+
+if TYPE_CHECKING:
+    from .image import Image
+    from .waste import Efficiency
 
 __all__ = [
     "CARD_CSS",
@@ -99,31 +104,26 @@ def mask_text(text: str | None, secrets: Iterable[str] = ()) -> str:
     return _PAIR_RE.sub(pair, out)
 
 
-# ---------------------------------------------------------------------------- optional analyses
-def image_secrets(img: Any, **kwargs: Any) -> pd.DataFrame | None:
-    """``img.secrets(**kwargs)`` when the Image offers it, else None (never raises)."""
-    fn = getattr(img, "secrets", None)
-    if fn is None:
-        return None
+# ---------------------------------------------------------------------------- analyses
+def image_secrets(img: Image, **kwargs: Any) -> pd.DataFrame | None:
+    """``img.secrets(**kwargs)``; None when damaged input stops the scan.
+
+    A display must still show what it can: the reason is added to ``img.warnings`` (which the
+    card lists) instead of being raised.
+    """
     try:
-        result = fn(**kwargs) if callable(fn) else fn
-    except TypeError:
-        if not kwargs:
-            return None
-        return image_secrets(img)
-    except Exception:
+        return img.secrets(**kwargs)
+    except LayerForensicsError as exc:
+        img.warnings.append(f"secret scan failed: {exc}")
         return None
-    return result if isinstance(result, pd.DataFrame) else None
 
 
-def image_efficiency(img: Any) -> Any | None:
-    """``img.efficiency`` (attribute or method) when the Image offers it, else None."""
-    eff = getattr(img, "efficiency", None)
-    if eff is None:
-        return None
+def image_efficiency(img: Image) -> Efficiency | None:
+    """``img.efficiency()``; None (reason in ``img.warnings``) when damaged input stops it."""
     try:
-        return eff() if callable(eff) else eff
-    except Exception:
+        return img.efficiency()
+    except LayerForensicsError as exc:
+        img.warnings.append(f"efficiency failed: {exc}")
         return None
 
 
@@ -223,14 +223,14 @@ def summary_html(
             ),
         ),
     ]
-    if eff is not None and hasattr(eff, "score"):
+    if eff is not None:
         score = eff.score
         text = (
             "n/a"
             if score is None or (isinstance(score, float) and math.isnan(score))
             else f"{score:.1%}"
         )
-        wasted = getattr(eff, "reclaimable_bytes", getattr(eff, "wasted_bytes", None))
+        wasted = eff.reclaimable_bytes
         kv.append(
             (
                 "efficiency",
