@@ -301,8 +301,8 @@ def find_secrets(
         )
     eng = _engine(rules)
     rows: list[dict[str, Any]] = []
-    history = getattr(image, "history", None)
-    base = set(getattr(image, "base_layers", None) or guess_base_layers(history))
+    history = image.history
+    base = set(guess_base_layers(history))
     scan_info: dict[str, Any] = {"rules": len(eng.rules), "prefilter": eng.screen.backend}
     if "file" in sources:
         scanner = SecretScanner(eng, max_file_size=max_file_size)
@@ -317,15 +317,11 @@ def find_secrets(
             skipped_binary=scanner.skipped_binary,
             skipped_large=scanner.skipped_large,
         )
-    if "history" in sources and history is not None:
+    if "history" in sources:
         rows.extend(_scan_fields(eng, history_fields(history), redact, base))
     if "config" in sources:
         legacy = legacy_layer_json(image)
-        rows.extend(
-            _scan_fields(
-                eng, config_fields(getattr(image, "config", {}) or {}, legacy), redact, base
-            )
-        )
+        rows.extend(_scan_fields(eng, config_fields(image.config, legacy), redact, base))
     if redact:
         _redact_created_by(rows)
     df = _frame(rows)
@@ -407,19 +403,13 @@ def _file_rows(
     files = image.files
     idx = files.set_index(["layer", "entry"])
     survivors = hardlink_survivors(image.filesystem())
-    created = {}
-    layers = getattr(image, "layers", None)
-    if layers is not None and "created_by" in layers:
-        created = dict(zip(layers["layer"].astype(int), layers["created_by"], strict=False))
+    layers = image.layers
+    created = dict(zip(layers["layer"].astype(int), layers["created_by"], strict=True))
     rows = []
     for row, m in scanner.hits:
         key = (int(row.layer), int(row.entry))
-        vs = getattr(row, "status", None)
-        sl = getattr(row, "status_layer", None)
-        if vs is None and key in idx.index:
-            rec = idx.loc[key]
-            vs, sl = rec["status"], rec["status_layer"]
-        vs = None if vs is None or pd.isna(vs) else str(vs)
+        rec = idx.loc[key]
+        vs, sl = str(rec["status"]), rec["status_layer"]
         alive = survivors.get(key)
         status = "present" if alive else _status_of(vs)
         cb = created.get(key[0])
