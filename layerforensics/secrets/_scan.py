@@ -320,18 +320,13 @@ def find_secrets(
     if "history" in sources:
         rows.extend(_scan_fields(eng, history_fields(history), redact, base))
     if "config" in sources:
-        legacy = legacy_layer_json(image)
+        legacy = image.legacy_layer_json
         rows.extend(_scan_fields(eng, config_fields(image.config, legacy), redact, base))
     if redact:
         _redact_created_by(rows)
     df = _frame(rows)
     df.attrs["scan"] = scan_info
     return df
-
-
-def legacy_layer_json(image: Any) -> dict[int, dict[str, Any]]:
-    """Legacy per-layer ``<v1-id>/json`` files by layer (see ``Image.legacy_layer_json``)."""
-    return dict(getattr(image, "legacy_layer_json", None) or {})
 
 
 def _redact_created_by(rows: list[dict[str, Any]]) -> None:
