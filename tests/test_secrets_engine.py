@@ -8,6 +8,7 @@ import json
 import zlib
 
 import pytest
+from conftest import missing
 from secrets_fakes import ALNUM, Fakes
 
 from layerforensics.errors import LayerForensicsError
@@ -54,7 +55,7 @@ def test_rule_set_is_large_and_well_formed() -> None:
 
 
 def test_rules_are_re2_compatible() -> None:
-    re2 = pytest.importorskip("re2", reason="google-re2 not installed")
+    import re2
     for r in builtin_rules():
         # raises on look-around / back-references; \Z is Python's spelling of RE2's \z
         re2.compile(r.regex.pattern.replace(rb"\Z", rb"\z"))
@@ -253,7 +254,7 @@ def test_prefilter_backends_agree(backend: str) -> None:
     try:
         eng = Engine(builtin_rules(), prefilter=backend)
     except ImportError:
-        pytest.skip(f"optional prefilter backend {backend} not installed")
+        missing(f"optional prefilter backend {backend} not installed")
     assert eng.screen.backend == backend
     got = sorted((m.rule.id, m.start) for m in eng.scan(text + decoys, path="/x"))
     assert got == ref and len(got) >= 40
