@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from . import waste as _waste
+from ._output import human_size
 from .cli import image_arguments, open_from_args
 from .errors import LayerForensicsError
 
@@ -119,7 +120,7 @@ def _pct(x: float) -> str:
 def _table(
     image: Any, result: _waste.Efficiency, checks: pd.DataFrame | None, top: int, out: TextIO
 ) -> None:
-    h = _waste._human
+    h = human_size
     out.write(f"Image: {image.path}  ({len(image.layers)} layers, mode={result.mode})\n")
     out.write(f"  efficiency:        {100 * result.score:.2f} %\n")
     out.write(f"  wasted bytes:      {result.wasted_bytes} bytes ({h(result.wasted_bytes)})\n")

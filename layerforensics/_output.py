@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from typing import Any, Literal, TextIO
@@ -13,14 +14,23 @@ Format = Literal["table", "csv", "json"]
 FORMATS: tuple[Format, ...] = ("table", "csv", "json")
 
 
-def human_size(n: float | None) -> str:
-    """Decimal units, as dive prints them (``6.4 kB``)."""
-    if n is None or pd.isna(n):
+def human_size(n: Any, _pos: object = None) -> str:
+    """A byte count as decimal SI text, as dive (go-humanize) and ``docker images`` print it.
+
+    One decimal below 10 of a unit, none above (``6.4 kB``, ``13 kB``, ``1.2 MB``); missing
+    values (None, <NA>, NaN) give ``""``. The unused second argument lets matplotlib use it as
+    a tick formatter.
+    """
+    if n is None or n is pd.NA or (isinstance(n, float) and math.isnan(n)):
         return ""
     value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if value < 1000 or unit == "PB":
+            if unit == "B":
+                return f"{sign}{value:.0f} B"
+            return f"{sign}{value:.1f} {unit}" if value < 10 else f"{sign}{value:.0f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ._output import human_size
 from ._progress import ensure_indexed
 from .errors import LayerForensicsError
 
@@ -30,26 +31,6 @@ __all__ = [
     "summary_html",
 ]
 
-_UNITS = ["B", "kB", "MB", "GB", "TB", "PB"]
-
-
-def human_size(n: Any) -> str:
-    """A byte count as decimal SI text, as dive and ``docker images`` print it (``13 kB``).
-
-    Missing values (``None``, ``pd.NA``, NaN) give ``""``.
-    """
-    if n is None or n is pd.NA or (isinstance(n, float) and math.isnan(n)):
-        return ""
-    value = float(n)
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    for unit in _UNITS:
-        if value < 1000 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{sign}{int(value)} B"
-            return f"{sign}{value:.1f} {unit}" if value < 100 else f"{sign}{value:.0f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------------------- masking

@@ -21,6 +21,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import waste as _waste
+from ._output import human_size
 
 if TYPE_CHECKING:
     from .image import Image
@@ -45,18 +46,7 @@ CAUSE_COLORS = {
 }
 
 
-def human_bytes(n: float, _pos: object = None) -> str:
-    """SI size with one significant decimal below 10 (``6.4 kB``, ``13 kB``, ``1.2 MB``)."""
-    n = float(n)
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{sign}{n:.0f} B"
-            return f"{sign}{n:.1f} {unit}" if n < 10 else f"{sign}{n:.0f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
+human_bytes = human_size  # the public name charts have always used
 
 
 def _axis_bytes(n: float, _pos: object = None) -> str:

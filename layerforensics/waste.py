@@ -70,6 +70,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._output import human_size
+
 if TYPE_CHECKING:
     from .image import Image
 
@@ -176,11 +178,11 @@ class Efficiency:
     def _repr_html_(self) -> str:
         rows = [
             ("score", f"{self.score:.2%}"),
-            ("wasted", _human(self.wasted_bytes)),
+            ("wasted", human_size(self.wasted_bytes)),
             ("user wasted", _pct(self.user_wasted_percent)),
-            ("size", _human(self.size_bytes)),
-            ("user size", _human(self.user_size_bytes)),
-            ("reclaimable by squashing", _human(self.reclaimable_bytes)),
+            ("size", human_size(self.size_bytes)),
+            ("user size", human_size(self.user_size_bytes)),
+            ("reclaimable by squashing", human_size(self.reclaimable_bytes)),
         ]
         body = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
@@ -188,7 +190,7 @@ class Efficiency:
         )
         top = self.inefficient.head(10)
         ineff = "".join(
-            f"<tr><td>{int(r.count)}</td><td>{html.escape(_human(int(r.wasted_bytes)))}</td>"
+            f"<tr><td>{int(r.count)}</td><td>{html.escape(human_size(int(r.wasted_bytes)))}</td>"
             f"<td><code>{html.escape(str(r.path))}</code></td></tr>"
             for r in top.itertuples(index=False)
         )
@@ -213,18 +215,6 @@ class Efficiency:
             f"reclaimable_bytes={self.reclaimable_bytes}, inefficient={len(self.inefficient)} "
             "paths)"
         )
-
-
-def _human(n: float) -> str:
-    """SI size like dive and go-humanize print it (``13 kB``)."""
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            if unit == "B":
-                return f"{int(n)} B"
-            return f"{n:.1f} {unit}" if abs(n) < 10 else f"{n:.0f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
 
 
 def _pct(x: float) -> str:

@@ -54,7 +54,7 @@ def test_human_size() -> None:
     assert human_size(0) == "0 B"
     assert human_size(999) == "999 B"
     assert human_size(1000) == "1.0 kB"
-    assert human_size(13_400) == "13.4 kB"
+    assert human_size(13_400) == "13 kB"
     assert human_size(250_000_000) == "250 MB"
     assert human_size(pd.NA) == ""
     assert human_size(None) == ""
