@@ -27,10 +27,10 @@ __all__ = [
     "human_size",
     "image_efficiency",
     "image_secrets",
+    "index_with_findings",
     "mask_text",
     "summary_html",
 ]
-
 
 
 # ---------------------------------------------------------------------------- masking
@@ -99,6 +99,20 @@ def image_secrets(img: Image, **kwargs: Any) -> pd.DataFrame | None:
         return None
 
 
+def index_with_findings(
+    img: Image, *, secrets: bool, desc: str = "indexing layers"
+) -> pd.DataFrame | None:
+    """Index every layer exactly once, returning the secret findings when asked for.
+
+    With ``secrets`` the scan *is* the indexing pass (file contents ride on it, one
+    decompression per layer); indexing first and scanning afterwards would decompress every
+    compressed layer a second time. Without it, layers are indexed with a progress bar.
+    """
+    findings = image_secrets(img) if secrets else None
+    ensure_indexed(img, desc)  # a no-op when the scan has indexed everything
+    return findings
+
+
 def image_efficiency(img: Image) -> Efficiency | None:
     """``img.efficiency()``; None (reason in ``img.warnings``) when damaged input stops it."""
     try:
@@ -158,10 +172,9 @@ def summary_html(
     str
         Self-contained HTML (inline CSS using JupyterLab theme variables).
     """
-    ensure_indexed(img)
+    findings = index_with_findings(img, secrets=secrets)
     layers: pd.DataFrame = img.layers
     deleted: pd.DataFrame = img.deleted
-    findings = image_secrets(img) if secrets else None
     eff = image_efficiency(img)
 
     stored = int(layers["size"].fillna(0).sum())

@@ -25,8 +25,7 @@ from typing import Any
 import ipywidgets as W
 import pandas as pd
 
-from ._progress import ensure_indexed
-from .display import human_size, image_secrets, mask_text
+from .display import human_size, index_with_findings, mask_text
 
 __all__ = ["Explorer", "explore", "hexdump", "text_preview"]
 
@@ -231,10 +230,9 @@ class Explorer:
         self.expanded: set[str] = {ROOT}
         self.limits: dict[str, int] = {}
 
-        ensure_indexed(img, "indexing layers for explore")
+        self.findings = index_with_findings(img, secrets=secrets, desc="indexing layers")
         self.layers: pd.DataFrame = img.layers
         self.changes: pd.DataFrame = img.changes
-        self.findings = image_secrets(img) if secrets else None
         file_findings = (
             self.findings[self.findings["source"].astype("string") == "file"]
             if self.findings is not None and len(self.findings)

@@ -26,8 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._progress import ensure_indexed, track
-from .display import image_secrets
+from ._progress import track
+from .display import index_with_findings
 from .errors import LayerForensicsError
 
 __all__ = [
@@ -158,24 +158,22 @@ def sql(query: str, /, **frames: pd.DataFrame) -> pd.DataFrame:
 def image_frames(img: Any, tables: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
     """The image's frames by table name (indexing layers first, with a progress bar).
 
-    ``secrets`` is included only when the Image offers ``img.secrets()``; ``filesystem`` is the
-    final merged filesystem.
+    ``secrets`` is left out when damaged input stops the scan (the reason is in
+    ``img.warnings``); ``filesystem`` is the final merged filesystem.
     """
     wanted = list(tables) if tables is not None else list(IMAGE_TABLES)
     unknown = set(wanted) - set(IMAGE_TABLES)
     if unknown:
         raise ValueError(f"unknown tables {sorted(unknown)}; choose from {IMAGE_TABLES}")
-    if set(wanted) - {"history"}:
-        ensure_indexed(img)
     frames: dict[str, pd.DataFrame] = {}
+    if set(wanted) - {"history"}:
+        found = index_with_findings(img, secrets="secrets" in wanted)
+        if found is not None:
+            frames["secrets"] = found
     for name in wanted:
-        if name == "secrets":
-            found = image_secrets(img)
-            if found is not None:
-                frames[name] = found
-        elif name == "filesystem":
+        if name == "filesystem":
             frames[name] = img.filesystem()
-        else:
+        elif name != "secrets":  # already computed with the indexing pass
             frames[name] = getattr(img, name)
     return frames
 

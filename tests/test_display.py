@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pandas as pd
@@ -167,3 +168,34 @@ def test_accessor_plots_return_axes(demo: lf.Image) -> None:
     with pytest.raises(TypeError):
         demo.history.lf.plot()
     plt.close("all")
+
+
+def test_card_explorer_and_sql_decompress_each_layer_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With secrets wanted, the scan is the indexing pass: no layer is decompressed again."""
+    import layerforensics.image as image_module
+    from layerforensics.builder import File, ImageBuilder
+    from layerforensics.explore import explore
+
+    b = ImageBuilder()
+    b.layer([File("/app/.env", b"GITHUB_TOKEN=ghp_" + b"x7Rk2Qm9Lp4Tz8Vn3Wb6Yc1Hd5Jf0Gs2Ae4K\n")])
+    b.layer([File("/app/run.sh", b"#!/bin/sh\n")])
+    b.save_oci(tmp_path / "img.tar", compression="gzip")
+    rereads: list[str] = []
+    original = image_module.open_decompressed
+
+    def counting(raw: Any, label: str) -> Any:
+        rereads.append(label)
+        return original(raw, label)
+
+    monkeypatch.setattr(image_module, "open_decompressed", counting)
+    for use in (
+        lambda img: img._repr_html_(),
+        lambda img: explore(img),
+        lambda img: img.sql("select count(*) from secrets"),
+    ):
+        img = lf.open_image(tmp_path / "img.tar")
+        use(img)
+        assert img.secrets_scanned
+        assert rereads == []
