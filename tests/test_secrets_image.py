@@ -427,3 +427,26 @@ def test_cli(placements, tmp_path: Path) -> None:
     assert json.loads(res.stdout)["runs"][0]["results"] == []
     # base64 of "user:pw" in a docker config is decoded by nobody but still found
     assert base64.b64encode(b"a:b")
+
+
+def test_secret_groups_reuse_the_cached_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layerforensics.builder import File, ImageBuilder
+
+    b = ImageBuilder()
+    b.layer([File("/app/.env", b"GITHUB_TOKEN=ghp_" + b"x7Rk2Qm9Lp4Tz8Vn3Wb6Yc1Hd5Jf0Gs2Ae4K\n")])
+    b.save_oci(tmp_path / "img.tar", compression="gzip")
+    img = lf.open_image(tmp_path / "img.tar")
+    passes: list[int] = []
+    original = lf.Image.iter_contents
+
+    def counting(self: lf.Image, **kwargs: object) -> object:
+        passes.append(1)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(lf.Image, "iter_contents", counting)
+    findings = img.secrets()
+    groups = img.secret_groups()
+    assert len(passes) == 1  # the groups come from the cached scan, not a second one
+    assert groups["sightings"].sum() == len(findings) >= 1

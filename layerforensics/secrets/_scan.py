@@ -463,7 +463,7 @@ def secret_groups(image_or_findings: Any, **kwargs: Any) -> pd.DataFrame:
     Parameters
     ----------
     image_or_findings
-        An image (then :func:`find_secrets` runs with ``**kwargs``) or a frame it returned.
+        An image (then its cached ``image.secrets(**kwargs)`` is used) or a findings frame.
 
     Returns
     -------
@@ -484,7 +484,7 @@ def secret_groups(image_or_findings: Any, **kwargs: Any) -> pd.DataFrame:
     """
     df = image_or_findings
     if not isinstance(df, pd.DataFrame):
-        df = find_secrets(image_or_findings, **kwargs)
+        df = image_or_findings.secrets(**kwargs)  # the Image caches it: no second scan
     cols = [
         "fingerprint",
         "secret",
