@@ -21,9 +21,6 @@ FILE_TYPES = [
     "opaque",
     "aufs-meta",
 ]
-STATUSES = ["present", "overwritten", "deleted", "shadowed", "marker"]
-CHANGES = ["added", "modified", "deleted"]
-CAUSES = ["write", "whiteout", "opaque", "type-change"]
 COMPRESSIONS = ["none", "gzip", "zstd", "xz", "bzip2"]
 
 
@@ -44,7 +41,10 @@ def string(values: Iterable[Any]) -> pd.array:
 
 def nullable_int(values: Iterable[Any]) -> pd.array:
     """Integers where None or -1 means missing, as a nullable ``Int64`` array."""
-    arr = np.fromiter((-1 if v is None else v for v in values), dtype="int64")
+    if isinstance(values, np.ndarray):
+        arr = values.astype("int64", copy=False)
+    else:
+        arr = np.fromiter((-1 if v is None else v for v in values), dtype="int64")
     return pd.arrays.IntegerArray(arr, arr == -1)
 
 
@@ -59,7 +59,9 @@ def boolean(values: Iterable[Any]) -> pd.array:
 
 
 def utc_seconds(values: Iterable[float | None]) -> pd.Series:
-    return pd.to_datetime(pd.Series(list(values), dtype="Float64"), unit="s", utc=True)
+    """Seconds since the epoch (None becomes NaT) as UTC datetimes."""
+    seconds = np.array([np.nan if v is None else v for v in values], dtype="float64")
+    return pd.to_datetime(pd.Series(seconds), unit="s", utc=True)
 
 
 def utc_text(values: Iterable[str | None]) -> pd.Series:
@@ -67,3 +69,8 @@ def utc_text(values: Iterable[str | None]) -> pd.Series:
     return pd.to_datetime(
         pd.Series(list(values), dtype="object"), utc=True, errors="coerce", format="ISO8601"
     )
+
+
+# pandas imports (and compiles) its Arrow version checks on the first Arrow-backed array; done
+# here, at import, rather than inside the first frame a user asks for.
+string([])

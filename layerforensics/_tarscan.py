@@ -12,6 +12,7 @@ whiteouts link names, or make them hardlinks).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import zlib
@@ -83,9 +84,16 @@ def normalize_path(name: str) -> str:
     return path
 
 
-def _decode(raw: bytes) -> str:
-    # Non-UTF-8 names survive as \\xNN escapes: the text stays valid for Arrow and parquet.
-    return raw.decode("utf-8", "backslashreplace")
+def _pax_int(records: dict[str, bytes], key: str, label: str, offset: int) -> int:
+    try:
+        value = int(records[key])
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise CorruptArchiveError(
+            label, f"PAX header before offset {offset} has a bad {key} {records[key][:20]!r}"
+        )
+    return value
 
 
 def _octal(field: bytes, label: str, offset: int) -> int:
@@ -114,7 +122,8 @@ def _num(field: bytes, label: str, offset: int) -> int:
 
 
 _ZERO_BLOCK = bytes(BLOCK)
-_NULS = (0, 0, 0, 0, 0)
+_META_TYPES = frozenset({b"x", b"g", b"L", b"K"})  # headers that describe the next entry
+_TERMINATORS = (0, 32)  # NUL or space after the octal digits of a numeric field
 _OFFLOAD = 256 << 10  # files this large are hashed on a worker thread (GIL released)
 _BATCH = 8  # files handed to the hashing thread at a time
 
@@ -158,72 +167,6 @@ def _parse_pax(data: bytes, label: str, offset: int) -> dict[str, bytes]:
     return records
 
 
-class _Reader:
-    """Exact reads over an iterator of chunks, tracking the absolute offset."""
-
-    def __init__(self, chunks: Iterable[bytes | memoryview]) -> None:
-        self._chunks = iter(chunks)
-        self._buf: memoryview = memoryview(b"")
-        self._pos = 0
-        self.offset = 0
-
-    def _more(self) -> bool:
-        for chunk in self._chunks:
-            if len(chunk):
-                rest = self._buf[self._pos :]
-                self._buf = (
-                    memoryview(bytes(rest) + bytes(chunk)) if len(rest) else memoryview(chunk)
-                )
-                self._pos = 0
-                return True
-        return False
-
-    def take(self, n: int) -> memoryview | None:
-        """Exactly ``n`` bytes, or None at a clean end of input (nothing left at all)."""
-        if len(self._buf) - self._pos < n:
-            while len(self._buf) - self._pos < n:
-                if not self._more():
-                    if len(self._buf) - self._pos == 0:
-                        return None
-                    raise EOFError
-        out = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        self.offset += n
-        return out
-
-    def contiguous(self, n: int) -> memoryview | None:
-        """``n`` bytes as one zero-copy view when the current chunk holds them all."""
-        if len(self._buf) - self._pos >= n:
-            out = self._buf[self._pos : self._pos + n]
-            self._pos += n
-            self.offset += n
-            return out
-        return None
-
-    def skip(self, n: int) -> None:
-        if len(self._buf) - self._pos >= n:
-            self._pos += n
-            self.offset += n
-            return
-        for _ in self.pieces(n):
-            pass
-
-    def pieces(self, n: int) -> Iterator[memoryview]:
-        """``n`` bytes as consecutive pieces, without joining them."""
-        while n > 0:
-            avail = len(self._buf) - self._pos
-            if avail == 0:
-                if not self._more():
-                    raise EOFError
-                continue
-            k = min(avail, n)
-            piece = self._buf[self._pos : self._pos + k]
-            self._pos += k
-            self.offset += k
-            n -= k
-            yield piece
-
-
 ContentSink = Callable[[int, TarEntry, bytes], None]
 
 
@@ -239,7 +182,8 @@ def scan_tar(
     Parameters
     ----------
     chunks
-        The uncompressed tar bytes, as an iterable of chunks.
+        The uncompressed tar bytes, as an iterable of chunks (one memory-mapped piece for an
+        uncompressed layer: then nothing is copied but the 512-byte headers).
     label
         How errors name the layer.
     want_content, on_content
@@ -256,74 +200,127 @@ def scan_tar(
     CorruptArchiveError
         A truncated tar, a header whose checksum is wrong, or an unparsable field.
     """
-    reader = _Reader(chunks)
+    # The loop works on one buffer ``buf`` and a position in it; ``base`` is the absolute
+    # offset of ``buf[0]``. It is written flat (no reader object, locals only) because it runs
+    # once per header: per-call overhead here is most of the cost of indexing an image.
+    source = iter(chunks)
+    buf = memoryview(b"")
+    blen = pos = base = 0
+
+    def refill(n: int) -> bool:
+        """Make ``buf[pos:pos + n]`` available; False when the input ends first."""
+        nonlocal buf, blen, pos, base
+        while blen - pos < n:
+            chunk = next(source, None)
+            if chunk is None:
+                return False
+            if not len(chunk):
+                continue
+            rest = buf[pos:]
+            base += pos
+            buf = memoryview(bytes(rest) + bytes(chunk) if len(rest) else chunk)
+            blen, pos = len(buf), 0
+        return True
+
+    def pieces(n: int) -> Iterator[memoryview]:
+        """The next ``n`` bytes as consecutive zero-copy pieces (data larger than ``buf``)."""
+        nonlocal buf, blen, pos, base
+        while n > 0:
+            if pos == blen:
+                base += blen
+                buf, blen, pos = memoryview(b""), 0, 0
+                if not refill(1):
+                    raise EOFError
+            k = min(blen - pos, n)
+            yield buf[pos : pos + k]
+            pos += k
+            n -= k
+
+    def skip(n: int) -> None:
+        nonlocal pos
+        if blen - pos >= n:
+            pos += n
+        else:
+            for _ in pieces(n):
+                pass
+
     entries: list[TarEntry] = []
+    append = entries.append
     pax: dict[str, bytes] = {}
     global_pax: dict[str, bytes] = {}
     long_name: bytes | None = None
     long_link: bytes | None = None
     past_end = False
+    owners: dict[bytes, tuple[str, str]] = {}  # raw uname+gname fields -> decoded pair
+    id_fields: dict[bytes, tuple[int, int, int]] = {}  # raw mode+uid+gid fields -> values
+    sha256 = hashlib.sha256
+    adler32 = zlib.adler32
+    types_get = _TYPES.get
     # Large files are hashed on a worker thread (hashlib releases the GIL on big buffers), so
     # their digests overlap with the parsing of the headers that follow.
     hasher = _Hasher()
+    header_offset = 0
     try:
         while True:
-            header_offset = reader.offset
-            try:
-                view = reader.take(BLOCK)
-            except EOFError:
-                if past_end:
-                    break  # a short run of trailing bytes after the end blocks
-                raise
-            if view is None:
-                break  # no end-of-archive blocks: accepted, as GNU tar does
-            header = bytes(view)
+            header_offset = base + pos
+            if blen - pos < BLOCK and not refill(BLOCK):
+                if blen - pos == 0 or past_end:
+                    break  # a clean end (GNU tar accepts a tar without end blocks), or trailing
+                    # bytes after the end blocks
+                raise EOFError
+            header = bytes(buf[pos : pos + BLOCK])
+            pos += BLOCK
             if header == _ZERO_BLOCK:
                 # End-of-archive blocks. Keep looking: eStargz puts its TOC entry after them,
                 # and anything hidden past the end is exactly what a forensic reader must show.
                 past_end = True
                 continue
             try:
-                stored = _num(header[148:156], label, header_offset)
-                valid = _checksum_ok(header, stored)
-            except CorruptArchiveError:
-                valid = False
-            if not valid:
+                stored = int(header[148:156].rstrip(b"\x00 ") or b"0", 8)
+            except ValueError:
+                stored = -1
+            # adler32's low half is 1 + (byte sum mod 65521): the unsigned header sum with the
+            # checksum field read as spaces is (sum of all) - (sum of the field) + 8 spaces.
+            total = (adler32(header) & 0xFFFF) - (adler32(header[148:156]) & 0xFFFF) + 256
+            unsigned_ok = 256 <= stored <= 130560 and (total - stored) % 65521 == 0
+            if not unsigned_ok and not (stored >= 0 and _checksum_ok(header, stored)):
                 if past_end:
                     break  # padding or trailing bytes after the archive's end, not a header
                 raise CorruptArchiveError(
                     label, f"tar header at offset {header_offset} has a bad checksum"
                 )
             typeflag = header[156:157]
-            # The usual layout: octal digits then a NUL or space in each numeric field. int()
-            # parses those at C speed; anything else (base-256, odd padding) takes _num.
-            if (header[107], header[115], header[123], header[135], header[147]) == _NULS or all(
-                header[i] in (0, 32) for i in (107, 115, 123, 135, 147)
-            ):
-                try:
-                    mode = int(header[100:107], 8)
-                    uid = int(header[108:115], 8)
-                    gid = int(header[116:123], 8)
-                    size = int(header[124:135], 8)
-                    mtime_field = int(header[136:147], 8)
-                except ValueError:
-                    mode = -1
-            else:
-                mode = -1
-            if mode < 0:
-                mode = _num(header[100:108], label, header_offset)
-                uid = _num(header[108:116], label, header_offset)
-                gid = _num(header[116:124], label, header_offset)
+            # mode, uid and gid repeat across a layer: parsed once per distinct triple.
+            ids = id_fields.get(header[100:124])
+            if ids is None:
+                ids = id_fields[header[100:124]] = (
+                    _num(header[100:108], label, header_offset),
+                    _num(header[108:116], label, header_offset),
+                    _num(header[116:124], label, header_offset),
+                )
+            mode, uid, gid = ids
+            # The usual layout: octal digits, then a NUL or space; int() parses those at C
+            # speed. Anything else (base-256, 12 digits without terminator) takes _num.
+            try:
+                size = int(header[124:135], 8) if header[135] in _TERMINATORS else -1
+            except ValueError:
+                size = -1
+            if size < 0:
                 size = _num(header[124:136], label, header_offset)
+            try:
+                mtime_field = int(header[136:147], 8) if header[147] in _TERMINATORS else -1
+            except ValueError:
+                mtime_field = -1
+            if mtime_field < 0:
                 mtime_field = _num(header[136:148], label, header_offset)
             padded = (size + BLOCK - 1) & ~(BLOCK - 1)
 
-            if typeflag in (b"x", b"g", b"L", b"K"):
-                view = reader.contiguous(padded)
-                if view is not None:
-                    data = bytes(view[:size])
+            if typeflag in _META_TYPES:
+                if blen - pos >= padded or refill(padded):
+                    data = bytes(buf[pos : pos + size])
+                    pos += padded
                 else:
-                    data = b"".join(bytes(p) for p in reader.pieces(padded))[:size]
+                    raise EOFError
                 if typeflag == b"x":
                     pax.update(_parse_pax(data, label, header_offset))
                 elif typeflag == b"g":
@@ -341,62 +338,77 @@ def scan_tar(
                 raw_name = records["path"]
             else:
                 raw_name = header[0:100].split(b"\x00", 1)[0]
-                if header[257:263] == b"ustar\x00":
-                    prefix = header[345:500].split(b"\x00", 1)[0]
-                    if prefix:
-                        raw_name = prefix + b"/" + raw_name
-            if long_link is not None:
-                raw_link = long_link
-            elif "linkpath" in records:
-                raw_link = records["linkpath"]
+                if header[257:263] == b"ustar\x00" and header[345] != 0:
+                    raw_name = header[345:500].split(b"\x00", 1)[0] + b"/" + raw_name
+            kind = types_get(typeflag, "file")
+            # Non-UTF-8 names survive as \\xNN escapes: the text stays valid for Arrow/parquet.
+            name = raw_name.decode("utf-8", "backslashreplace")
+            if name[:1] != "." and "//" not in name and "/." not in name:
+                path = "/" + name.strip("/")  # the common case: nothing to resolve
             else:
-                raw_link = header[157:257].split(b"\x00", 1)[0]
-            if "size" in records:
-                size = int(records["size"])
-                padded = (size + BLOCK - 1) & ~(BLOCK - 1)
-
-            kind = _TYPES.get(typeflag, "file")
-            if typeflag == b"S":  # GNU sparse: treated as a regular file of its stored data
-                kind = "file"
-            name = _decode(raw_name)
-            path = normalize_path(name)
-            base = path.rpartition("/")[2]
+                path = normalize_path(name)
             whiteout_target = None
             linkname = None
-            if base.startswith(WHITEOUT_PREFIX):
-                parent = posixpath.dirname(path)
-                if base == OPAQUE_MARKER:
+            if ".wh." in path:
+                parent, _, base_name = path.rpartition("/")
+                parent = parent or "/"
+                if not base_name.startswith(WHITEOUT_PREFIX):
+                    pass
+                elif base_name == OPAQUE_MARKER:
                     kind, whiteout_target = "opaque", parent
-                elif base.startswith(".wh..wh."):
+                elif base_name.startswith(".wh..wh."):
                     kind = "aufs-meta"  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not files
                 else:
                     kind = "whiteout"
-                    whiteout_target = posixpath.join(parent, base[len(WHITEOUT_PREFIX) :])
-            elif kind in ("symlink", "hardlink"):
-                link = _decode(raw_link)
+                    whiteout_target = posixpath.join(parent, base_name[len(WHITEOUT_PREFIX) :])
+            if kind in ("symlink", "hardlink"):
+                if long_link is not None:
+                    raw_link = long_link
+                elif "linkpath" in records:
+                    raw_link = records["linkpath"]
+                else:
+                    raw_link = header[157:257].split(b"\x00", 1)[0]
+                link = raw_link.decode("utf-8", "backslashreplace")
                 linkname = normalize_path(link) if kind == "hardlink" else link
 
-            mtime: float
-            if "mtime" in records:
-                try:
-                    mtime = float(records["mtime"])
-                except ValueError:
-                    mtime = float(mtime_field)
-            else:
-                mtime = float(mtime_field)
+            mtime = float(mtime_field)
+            uname_gname = owners.get(header[265:329])
+            if uname_gname is None:
+                uname_gname = owners[header[265:329]] = (
+                    header[265:297].split(b"\x00", 1)[0].decode("utf-8", "backslashreplace"),
+                    header[297:329].split(b"\x00", 1)[0].decode("utf-8", "backslashreplace"),
+                )
             xattrs = None
-            for key, value in records.items():
-                if key.startswith("SCHILY.xattr."):
-                    if xattrs is None:
-                        xattrs = {}
-                    xattrs[key[len("SCHILY.xattr.") :]] = value.decode("utf-8", "backslashreplace")
-            if "uid" in records:
-                uid = int(records["uid"])
-            if "gid" in records:
-                gid = int(records["gid"])
-            uname = records["uname"] if "uname" in records else header[265:297].split(b"\x00", 1)[0]
-            gname = records["gname"] if "gname" in records else header[297:329].split(b"\x00", 1)[0]
-            device = kind in ("char", "block")
+            if records:
+                if "size" in records:
+                    size = _pax_int(records, "size", label, header_offset)
+                    padded = (size + BLOCK - 1) & ~(BLOCK - 1)
+                if "mtime" in records:
+                    with contextlib.suppress(ValueError):
+                        mtime = float(records["mtime"])
+                if "uid" in records:
+                    uid = _pax_int(records, "uid", label, header_offset)
+                if "gid" in records:
+                    gid = _pax_int(records, "gid", label, header_offset)
+                if "uname" in records or "gname" in records:
+                    uname_gname = (
+                        records["uname"].decode("utf-8", "backslashreplace")
+                        if "uname" in records
+                        else uname_gname[0],
+                        records["gname"].decode("utf-8", "backslashreplace")
+                        if "gname" in records
+                        else uname_gname[1],
+                    )
+                for key, value in records.items():
+                    if key.startswith("SCHILY.xattr."):
+                        if xattrs is None:
+                            xattrs = {}
+                        xattrs[key[13:]] = value.decode("utf-8", "backslashreplace")
+                pax = {}
+            long_name = long_link = None
+            if typeflag == b"S":  # GNU sparse: treated as a regular file of its stored data
+                kind = "file"
+            device = kind == "char" or kind == "block"
             entry = TarEntry(
                 path,
                 kind,
@@ -404,43 +416,46 @@ def scan_tar(
                 mode & 0o7777,
                 uid,
                 gid,
-                uname.decode("utf-8", "backslashreplace"),
-                gname.decode("utf-8", "backslashreplace"),
+                uname_gname[0],
+                uname_gname[1],
                 mtime,
                 linkname,
                 whiteout_target,
-                reader.offset,
+                base + pos,
                 None,
                 xattrs,
                 _octal(header[329:337], label, 0) if device else 0,
                 _octal(header[337:345], label, 0) if device else 0,
                 path in _ESTARGZ_PATHS,
             )
-            pax = {}
-            long_name = long_link = None
 
             if kind == "file":
-                view = reader.contiguous(size)
-                if view is not None:
-                    if size >= _OFFLOAD and on_content is None:
+                wanted = on_content is not None and want_content is not None and want_content(entry)
+                if blen - pos >= size:
+                    view = buf[pos : pos + size]
+                    pos += size
+                    if size >= _OFFLOAD and not wanted:
                         hasher.add(entry, view)
                     else:
-                        entry.sha256 = hashlib.sha256(view).hexdigest()
-                    if on_content is not None and want_content is not None and want_content(entry):
-                        on_content(len(entries), entry, bytes(view))
-                elif on_content is not None and want_content is not None and want_content(entry):
-                    content = b"".join([bytes(p) for p in reader.pieces(size)])
-                    entry.sha256 = hashlib.sha256(content).hexdigest()
-                    on_content(len(entries), entry, content)
+                        entry.sha256 = sha256(view).hexdigest()
+                    if wanted:
+                        on_content(len(entries), entry, bytes(view))  # type: ignore[misc]
+                elif wanted:
+                    content = b"".join([bytes(p) for p in pieces(size)])
+                    entry.sha256 = sha256(content).hexdigest()
+                    on_content(len(entries), entry, content)  # type: ignore[misc]
                 else:
-                    digest = hashlib.sha256()
-                    for piece in reader.pieces(size):
+                    digest = sha256()
+                    for piece in pieces(size):
                         digest.update(piece)
                     entry.sha256 = digest.hexdigest()
-                reader.skip(padded - size)
+                if blen - pos >= padded - size:
+                    pos += padded - size
+                else:
+                    skip(padded - size)
             elif padded:
-                reader.skip(padded)  # data of non-files (hardlinks may carry some)
-            entries.append(entry)
+                skip(padded)  # data of non-files (hardlinks may carry some)
+            append(entry)
     except EOFError:
         raise CorruptArchiveError(
             label, f"tar is truncated (input ends inside the entry at offset {header_offset})"

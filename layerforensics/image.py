@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _frames as F
 from ._background import background
 from ._blobs import LayerStream, open_decompressed
 from ._container import Container, open_container
-from ._overlay import MARKER_TYPES, ReplayResult, replay
+from ._overlay import CAUSES, CHANGES, MARKER_TYPES, STATUSES, ReplayResult, replay
 from ._sources import ImageRecord, discover
 from ._sources._model import LayerInfo, parse_json
 from ._tarscan import TarEntry, normalize_path, scan_tar
@@ -538,43 +540,33 @@ class Image:
         result = self._replay()
         flat = [e for es in entries for e in es]
         counts = [len(es) for es in entries]
-        columns = list(zip(*map(_FILE_FIELDS, flat), strict=True)) if flat else [()] * 14
-        (
-            paths,
-            types,
-            sizes,
-            modes,
-            uids,
-            gids,
-            unames,
-            gnames,
-            mtimes,
-            links,
-            targets,
-            shas,
-            xattrs,
-            synthetic,
-        ) = columns
+        n = len(flat)
+        # One list comprehension per column: several times faster than transposing tuples.
         return pd.DataFrame(
             {
                 "layer": np.repeat(np.arange(len(entries), dtype="int64"), counts),
                 "entry": np.concatenate([np.arange(c, dtype="int64") for c in counts] or [[]]),
-                "path": F.string(paths),
-                "type": F.category(types, F.FILE_TYPES),
-                "size": F.ints(sizes),
-                "mode": F.ints(modes),
-                "uid": F.ints(uids),
-                "gid": F.ints(gids),
-                "uname": F.string(unames),
-                "gname": F.string(gnames),
-                "mtime": F.utc_seconds(mtimes).array,
-                "linkname": F.string(links),
-                "whiteout_target": F.string(targets),
-                "sha256": F.string(shas),
-                "xattrs": pd.Series(list(xattrs), dtype="object"),
-                "synthetic": F.boolean(synthetic),
-                "status": F.category(itertools.chain.from_iterable(result.status), F.STATUSES),
-                "status_layer": F.nullable_int(itertools.chain.from_iterable(result.status_layer)),
+                "path": F.string([e.path for e in flat]),
+                "type": F.category([e.type for e in flat], F.FILE_TYPES),
+                "size": F.ints([e.size for e in flat]),
+                "mode": F.ints([e.mode for e in flat]),
+                "uid": F.ints([e.uid for e in flat]),
+                "gid": F.ints([e.gid for e in flat]),
+                "uname": F.string([e.uname for e in flat]),
+                "gname": F.string([e.gname for e in flat]),
+                "mtime": F.utc_seconds([e.mtime for e in flat]).array,
+                "linkname": F.string([e.linkname for e in flat]),
+                "whiteout_target": F.string([e.whiteout_target for e in flat]),
+                "sha256": F.string([e.sha256 for e in flat]),
+                "xattrs": pd.Series([e.xattrs for e in flat], dtype="object"),
+                "synthetic": F.boolean([e.synthetic for e in flat]),
+                "status": pd.Categorical.from_codes(
+                    np.fromiter(itertools.chain.from_iterable(result.status), "int8", n),
+                    categories=STATUSES,
+                ),
+                "status_layer": F.nullable_int(
+                    np.fromiter(itertools.chain.from_iterable(result.status_layer), "int64", n)
+                ),
             }
         )
 
@@ -596,29 +588,42 @@ class Image:
             ``cause`` (category: write, whiteout, opaque, type-change), ``entry`` (Int64: the
             entry written, in ``layer``), ``prev_entry`` (Int64).
         """
-        entries = self._index()
+        files = self.files
         cs = self._replay().changes
-        written = [entries[c.version[0]][c.version[1]] for c in cs]
-        df = pd.DataFrame(
+        starts = self._entry_starts()
+        # Type and size of the version written (or deleted), taken from `files` by position.
+        row = starts[np.asarray(cs.ver_layer, dtype="int64")] + np.asarray(cs.ver_entry, "int64")
+        change = np.asarray(cs.change, dtype="int8")
+        written = change != CHANGES.index("deleted")
+        layer = np.asarray(cs.layer, dtype="int64")
+        path = pa.array(cs.path, type=pa.large_string())
+        # Per layer: deletions first (they act first), then writes; each in path order.
+        order = pc.sort_indices(
+            pa.table({"layer": layer, "writes": written, "path": path}),
+            sort_keys=[("layer", "ascending"), ("writes", "ascending"), ("path", "ascending")],
+        ).to_numpy()
+        prev_layer = np.asarray(cs.prev_layer, dtype="int64")
+        prev_entry = np.asarray(cs.prev_entry, dtype="int64")
+        entry = np.where(written, row - starts[np.asarray(cs.ver_layer, "int64")], -1)
+        return pd.DataFrame(
             {
-                "layer": np.fromiter((c.layer for c in cs), dtype="int64", count=len(cs)),
-                "path": F.string(c.path for c in cs),
-                "change": F.category((c.change for c in cs), F.CHANGES),
-                "type": F.category((e.type for e in written), F.FILE_TYPES),
-                "size": F.ints(e.size for e in written),
-                "prev_layer": F.nullable_int(c.prev[0] if c.prev else None for c in cs),
-                "cause": F.category((c.cause for c in cs), F.CAUSES),
-                "entry": F.nullable_int(
-                    c.version[1] if c.change != "deleted" else None for c in cs
+                "layer": layer[order],
+                "path": pd.arrays.ArrowStringArray(path.take(order)),
+                "change": pd.Categorical.from_codes(change[order], categories=CHANGES),
+                "type": files["type"].array.take(row[order]),
+                "size": files["size"].array.take(row[order]),
+                "prev_layer": F.nullable_int(prev_layer[order]),
+                "cause": pd.Categorical.from_codes(
+                    np.asarray(cs.cause, dtype="int8")[order], categories=CAUSES
                 ),
-                "prev_entry": F.nullable_int(c.prev[1] if c.prev else None for c in cs),
+                "entry": F.nullable_int(entry[order]),
+                "prev_entry": F.nullable_int(prev_entry[order]),
             }
         )
-        # Per layer: deletions first (they act first), then writes; each in path order.
-        order = df.assign(_writes=df["change"] != "deleted").sort_values(
-            ["layer", "_writes", "path"], kind="stable"
-        )
-        return df.loc[order.index].reset_index(drop=True)
+
+    def _entry_starts(self) -> np.ndarray:
+        """Row of `files` where each layer's entries start (a layer's entry i is row start+i)."""
+        return np.cumsum([0] + [len(es) for es in self._index()], dtype="int64")
 
     def filesystem(self, layer: int | None = None) -> pd.DataFrame:
         """The merged filesystem a container would see, after ``layer`` (default: the top).
@@ -648,45 +653,47 @@ class Image:
 
     def _filesystem(self, top: int) -> pd.DataFrame:
         # Rows of `files`, taken by position: the merged view is a selection of entries.
-        entries = self._index()
         files = self.files
         result = self._replay(top)
-        starts = np.cumsum([0] + [len(es) for es in entries])
-        paths = sorted(result.state)
-        versions = [result.state[p] for p in paths]
-        own = np.fromiter((starts[n] + i for n, i in versions), dtype="int64", count=len(paths))
-        links = result.link_targets
-        content = [links.get(v) if entries[v[0]][v[1]].type == "hardlink" else v for v in versions]
-        has_content = np.fromiter((c is not None for c in content), dtype=bool, count=len(paths))
-        data = np.fromiter(
-            (starts[c[0]] + c[1] if c else -1 for c in content), dtype="int64", count=len(paths)
+        starts = self._entry_starts()
+        paths = pa.array(list(result.state), type=pa.large_string())
+        by_path = pc.sort_indices(paths).to_numpy()
+        versions = np.fromiter(
+            itertools.chain.from_iterable(result.state.values()), "int64", 2 * len(paths)
+        ).reshape(-1, 2)
+        own = (starts[versions[:, 0]] + versions[:, 1])[by_path]
+        # Where the bytes are: the entry itself, or for a hardlink the file it resolves to.
+        types = files["type"].cat.codes.to_numpy()
+        data = own.copy()
+        has_content = np.ones(len(own), dtype=bool)
+        for i in np.flatnonzero(types[own] == F.FILE_TYPES.index("hardlink")):
+            version = tuple(versions[by_path[i]].tolist())
+            target = result.link_targets.get(version)  # type: ignore[arg-type]
+            if target is None:
+                has_content[i] = False
+            else:
+                data[i] = starts[target[0]] + target[1]
+        is_file_content = has_content & (types[data] == F.FILE_TYPES.index("file"))
+        taken = {c: files[c].array.take(own) for c in ("path", "type", "mode", "uid", "gid")}
+        return pd.DataFrame(
+            {
+                **taken,
+                "size": files["size"].array.take(data),
+                "mtime": files["mtime"].array.take(own),
+                "linkname": files["linkname"].array.take(own),
+                "sha256": files["sha256"].array.take(
+                    np.where(is_file_content, data, -1), allow_fill=True
+                ),
+                "layer": files["layer"].to_numpy()[own],
+                "entry": files["entry"].to_numpy()[own],
+                "content_layer": pd.arrays.IntegerArray(
+                    files["layer"].to_numpy()[data], ~is_file_content
+                ),
+                "content_entry": pd.arrays.IntegerArray(
+                    files["entry"].to_numpy()[data], ~is_file_content
+                ),
+            }
         )
-        data = np.where(has_content, data, own)
-        out = files.iloc[own][
-            [
-                "path",
-                "type",
-                "size",
-                "mode",
-                "uid",
-                "gid",
-                "mtime",
-                "linkname",
-                "sha256",
-                "layer",
-                "entry",
-            ]
-        ].reset_index(drop=True)
-        size = files["size"].to_numpy(dtype="int64")[data]
-        out["size"] = pd.arrays.IntegerArray(size, np.zeros(len(size), dtype=bool))
-        is_file_content = has_content & (files["type"].to_numpy()[data] == "file")
-        sha = files["sha256"].iloc[data].reset_index(drop=True)
-        out["sha256"] = sha.mask(~is_file_content)
-        content_layer = files["layer"].to_numpy()[data]
-        content_entry = files["entry"].to_numpy()[data]
-        out["content_layer"] = pd.arrays.IntegerArray(content_layer, ~is_file_content)
-        out["content_entry"] = pd.arrays.IntegerArray(content_entry, ~is_file_content)
-        return out
 
     @cached_property
     def deleted(self) -> pd.DataFrame:
@@ -719,7 +726,9 @@ class Image:
                 "layer": pd.array([r.version[0] for _, r in items], dtype="int64"),
                 "entry": pd.array([r.version[1] for _, r in items], dtype="int64"),
                 "deleted_layer": pd.array([r.deleted_layer for _, r in items], dtype="int64"),
-                "cause": F.category((r.cause for _, r in items), F.CAUSES),
+                "cause": pd.Categorical.from_codes(
+                    np.array([r.cause for _, r in items], dtype="int8"), categories=CAUSES
+                ),
                 "alive_as": F.string(alive.get(r.version) for _, r in items),
             }
         )

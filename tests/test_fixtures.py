@@ -371,15 +371,27 @@ def test_stereoscope_engine_config_history_and_build_args(tmp_path: Path) -> Non
     import json
     import tarfile
 
-    config = json.loads((require_shared_data() / "stereoscope/docker/engine-config.json").read_bytes())
+    config = json.loads(
+        (require_shared_data() / "stereoscope/docker/engine-config.json").read_bytes()
+    )
     empty = io.BytesIO()
     tarfile.open(fileobj=empty, mode="w").close()
     layer = empty.getvalue()
     config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(layer).hexdigest()] * 7
     raw = json.dumps(config).encode()
-    members = {"config.json": raw, **{f"{n}/layer.tar": layer for n in range(7)},
-               "manifest.json": json.dumps([{"Config": "config.json", "RepoTags": ["anchore:1"],
-                                             "Layers": [f"{n}/layer.tar" for n in range(7)]}]).encode()}
+    members = {
+        "config.json": raw,
+        **{f"{n}/layer.tar": layer for n in range(7)},
+        "manifest.json": json.dumps(
+            [
+                {
+                    "Config": "config.json",
+                    "RepoTags": ["anchore:1"],
+                    "Layers": [f"{n}/layer.tar" for n in range(7)],
+                }
+            ]
+        ).encode(),
+    }
     with tarfile.open(tmp_path / "img.tar", "w") as t:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
@@ -397,6 +409,17 @@ def test_stereoscope_engine_config_history_and_build_args(tmp_path: Path) -> Non
     assert not run["arguments"].startswith("|4")
     steps = dict(zip(h["step"], h["instruction"].astype(str), strict=True))
     assert [steps[i] for i in (2, 7, 8, 9, 11, 16, 17, 18, 19)] == [
-        "ARG", "MAINTAINER", "LABEL", "ENV", "EXPOSE", "HEALTHCHECK", "USER", "ENTRYPOINT", "CMD"]
+        "ARG",
+        "MAINTAINER",
+        "LABEL",
+        "ENV",
+        "EXPOSE",
+        "HEALTHCHECK",
+        "USER",
+        "ENTRYPOINT",
+        "CMD",
+    ]
     dockerfile = img.dockerfile()
-    assert "ARG ANCHORE_ENGINE_VERSION=0.8.1" in dockerfile and "WORKDIR /anchore-engine" in dockerfile
+    assert (
+        "ARG ANCHORE_ENGINE_VERSION=0.8.1" in dockerfile and "WORKDIR /anchore-engine" in dockerfile
+    )

@@ -56,6 +56,7 @@ def test_rule_set_is_large_and_well_formed() -> None:
 
 def test_rules_are_re2_compatible() -> None:
     import re2
+
     for r in builtin_rules():
         # raises on look-around / back-references; \Z is Python's spelling of RE2's \z
         re2.compile(r.regex.pattern.replace(rb"\Z", rb"\z"))
