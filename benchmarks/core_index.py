@@ -1,16 +1,25 @@
 """Core indexing speed against GNU tar, side by side in one run.
 
 Builds (once, under ``benchmarks/out/``, git-ignored) a ~1 GB uncompressed ``docker save`` with
-~70k entries from trees already on this machine (an installed Python library dir and
-/usr/share), plus the same image with gzip layers as an OCI layout. Then times, best of N:
+~65k entries, plus the same image with gzip layers as an OCI layout. Its layers:
+
+0. a Debian bookworm minbase root filesystem made by ``debootstrap`` (run as root, with network
+   to deb.debian.org; ``--no-rootfs`` leaves it out);
+1. this machine's ``/usr/share`` (over the rootfs's own /usr/share: many directories merged
+   and files replaced, as an ``apt-get install`` layer does);
+2. an installed Python library dir (``/usr/lib/python3.X``);
+3. whiteouts: a subtree of /usr/share and the rootfs's apt lists (``rm -rf``).
+
+Then it times, best of N:
 
 - GNU tar: ``tar -xOf ARCHIVE LAYER | tar -tv`` for every layer (uncompressed), and
   ``gzip -dc BLOB | tar -tv`` for every gzip blob;
 - layerforensics: ``open_image`` + ``layers``, ``files``, ``changes``, ``filesystem()``,
   ``deleted`` (every layer read once, both digests verified).
 
-Usage: ``python benchmarks/core_index.py [--repeat 3] [--trees DIR ...]``. Reports both ratios
-and the peak RSS of the layerforensics run (a fresh subprocess per measurement).
+Usage: ``python benchmarks/core_index.py [--repeat 3] [--no-rootfs] [--trees DIR ...]``.
+Reports both ratios and the peak RSS of the layerforensics run (a fresh subprocess per
+measurement).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def _tar_layer(src_dirs: list[str], dest: Path, extra: list[str] | None = None) -> None:
+def _tar_layer(directory: str, members: list[str], dest: Path) -> None:
     cmd = [
         "tar",
         "--format=posix",
@@ -36,31 +45,60 @@ def _tar_layer(src_dirs: list[str], dest: Path, extra: list[str] | None = None) 
         "-cf",
         str(dest),
         "-C",
-        "/",
-        *[d.lstrip("/") for d in src_dirs],
+        directory,
+        *members,
     ]
-    subprocess.run(cmd + (extra or []), check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
 
 
-def build(trees: list[str]) -> tuple[Path, Path]:
-    OUT.mkdir(exist_ok=True)
-    archive = OUT / "bench-docker.tar"
-    oci = OUT / "bench-oci-gzip"
-    done = OUT / "built"
+def _debootstrap(rootfs: Path) -> None:
+    if (rootfs / "etc" / "debian_version").exists():
+        return
+    print(f"debootstrap --variant=minbase bookworm {rootfs} (once) ...", flush=True)
+    subprocess.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            "bookworm",
+            str(rootfs),
+            "http://deb.debian.org/debian",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def build(trees: list[str], rootfs: Path | None) -> tuple[Path, Path]:
+    sources: list[tuple[str, list[str]]] = []
+    if rootfs is not None:
+        _debootstrap(rootfs)
+        sources.append((str(rootfs), ["."]))
+    sources += [("/", [t.strip("/")]) for t in trees]
+    key = hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:12]
+    out = OUT / f"image-{key}"
+    archive = out / "bench-docker.tar"
+    oci = out / "bench-oci-gzip"
+    done = out / "built"
     if done.exists():
         return archive, oci
+    out.mkdir(parents=True, exist_ok=True)
     layers = []
-    for n, tree in enumerate(trees):
-        dest = OUT / f"layer{n}.tar"
-        _tar_layer([tree], dest)
+    for n, (directory, members) in enumerate(sources):
+        dest = out / f"layer{n}.tar"
+        _tar_layer(directory, members, dest)
         layers.append(dest)
-    # a last layer deleting one subtree of the first, as real images do
+    # a last layer deleting what real images delete: a subtree, and the apt lists
     first = trees[0].strip("/")
     victim = sorted(p for p in os.listdir("/" + first) if os.path.isdir(f"/{first}/{p}"))[0]
-    wh = OUT / f"layer{len(trees)}.tar"
+    hidden = [f"{first}/{victim}"]
+    if rootfs is not None:
+        lists = rootfs / "var" / "lib" / "apt" / "lists"
+        hidden += [f"var/lib/apt/lists/{name}" for name in sorted(os.listdir(lists))]
+    wh = out / f"layer{len(sources)}.tar"
     with tarfile.open(wh, "w", format=tarfile.PAX_FORMAT) as t:
-        info = tarfile.TarInfo(f"{first}/.wh.{victim}")
-        t.addfile(info)
+        for path in hidden:
+            parent, _, name = path.rpartition("/")
+            t.addfile(tarfile.TarInfo(f"{parent}/.wh.{name}"))
     layers.append(wh)
     diff_ids = [_sha_file(p) for p in layers]
     config = json.dumps(
@@ -73,13 +111,13 @@ def build(trees: list[str]) -> tuple[Path, Path]:
         }
     ).encode()
     cfg_name = hashlib.sha256(config).hexdigest() + ".json"
-    (OUT / cfg_name).write_bytes(config)
+    (out / cfg_name).write_bytes(config)
     names = [f"{n:02d}/layer.tar" for n in range(len(layers))]
     manifest = [{"Config": cfg_name, "RepoTags": ["bench:1"], "Layers": names}]
-    (OUT / "manifest.json").write_text(json.dumps(manifest))
+    (out / "manifest.json").write_text(json.dumps(manifest))
     with tarfile.open(archive, "w") as t:
-        t.add(OUT / "manifest.json", "manifest.json")
-        t.add(OUT / cfg_name, cfg_name)
+        t.add(out / "manifest.json", "manifest.json")
+        t.add(out / cfg_name, cfg_name)
         for name, p in zip(names, layers, strict=True):
             t.add(p, name)
     # the same layers gzip-compressed, as an OCI layout directory
@@ -87,7 +125,7 @@ def build(trees: list[str]) -> tuple[Path, Path]:
     blobs.mkdir(parents=True, exist_ok=True)
     descs = []
     for p in layers:
-        gz = OUT / (p.name + ".gz")
+        gz = out / (p.name + ".gz")
         subprocess.run(
             [sys.executable, "-m", "isal.igzip", "-1", "-o", str(gz), str(p)], check=True
         )
@@ -143,7 +181,8 @@ def _sha_file(p: Path) -> str:
 
 
 def time_gnu_uncompressed(archive: Path) -> float:
-    names = [n for n in tarfile.open(archive).getnames() if n.endswith("layer.tar")]
+    with tarfile.open(archive) as t:
+        names = [n for n in t.getnames() if n.endswith("layer.tar")]
     start = time.perf_counter()
     for n in names:
         subprocess.run(f"tar -xOf {archive} {n} | tar -tvf - > /dev/null", shell=True, check=True)
@@ -170,7 +209,8 @@ img = lf.open_image(sys.argv[1])
 img.layers; img.files; img.changes; img.filesystem(); img.deleted
 assert img.layers["verified"].all()
 done = time.perf_counter()
-print(done - imported, imported - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(img.files))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(done - imported, imported - t, rss, len(img.files))
 """
 
 
@@ -187,8 +227,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     default_trees = ["/usr/share", f"/usr/lib/python{sys.version_info[0]}.{sys.version_info[1]}"]
     parser.add_argument("--trees", nargs="+", default=default_trees)
+    parser.add_argument("--no-rootfs", action="store_true", help="leave out the debootstrap layer")
     args = parser.parse_args()
-    archive, oci = build(args.trees)
+    archive, oci = build(args.trees, None if args.no_rootfs else OUT / "rootfs")
     size = archive.stat().st_size
     results = {}
     for label, gnu, target in [

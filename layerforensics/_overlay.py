@@ -11,10 +11,10 @@ the bytes of its source even if that source is deleted later.
 The replay records, for every entry, what became of it (``status``, ``status_layer``), every
 change event, and the merged filesystem at the end. Nothing here reads bytes.
 
-Most layers (a base layer above all) only add paths: no markers, no path twice, and nothing
-they write replaces a lower non-directory. Such a layer is applied in bulk, with set and dict
-operations instead of one step per entry; the result is the same as the step-by-step replay
-(the property tests compare both with a real directory).
+Most layers remove nothing: no markers, no path twice, no directory replaced by a
+non-directory. Such a layer is applied in bulk, with set and dict operations instead of one step
+per entry; the result is the same as the step-by-step replay (the property test checks both
+against a real directory and against each other).
 """
 
 from __future__ import annotations
@@ -186,31 +186,35 @@ class _Replay:
             siblings.add(path)
             return
 
-    def remove(self, path: str, layer: int, cause: int, include_self: bool) -> None:
-        """Remove ``path``'s subtree (and ``path`` itself if ``include_self``) from the view."""
+    def remove(self, paths: list[str], layer: int, cause: int, include_self: bool) -> None:
+        """Remove the subtrees of ``paths`` (and the paths themselves if ``include_self``)."""
+        if not paths:
+            return
+        state = self.state
         if self.children is None and self.scans < _SCANS_BEFORE_INDEX:
-            # A few removals: one pass over the paths each, cheaper than building the index.
+            # A few removals: one pass over the paths, cheaper than building the index.
             self.scans += 1
-            prefix = "/" if path == "/" else path + "/"
-            victims = [p for p in self.state if p.startswith(prefix)]
+            prefixes = tuple("/" if p == "/" else p + "/" for p in paths)
+            victims = [p for p in state if p.startswith(prefixes)]
             if include_self:
-                victims.append(path)
+                victims += [p for p in paths if p in state]
         else:
             children = self.subtree_index()
             victims = []
-            stack = [path] if include_self else list(children.pop(path, ()))
-            while stack:
-                p = stack.pop()
-                stack.extend(children.pop(p, ()))
-                victims.append(p)
-            if include_self and path != "/":
-                siblings = children.get(path.rpartition("/")[0] or "/")
-                if siblings is not None:
-                    siblings.discard(path)
+            for path in paths:
+                stack = [path] if include_self else list(children.pop(path, ()))
+                while stack:
+                    p = stack.pop()
+                    stack.extend(children.pop(p, ()))
+                    victims.append(p)
+                if include_self and path != "/":
+                    siblings = children.get(path.rpartition("/")[0] or "/")
+                    if siblings is not None:
+                        siblings.discard(path)
         for p in victims:
-            v = self.state.pop(p, None)
+            v = state.pop(p, None)
             if v is None:
-                continue
+                continue  # already removed (a path under two of `paths`)
             self.status[v[0]][v[1]] = DELETED
             self.status_layer[v[0]][v[1]] = layer
             self.removed[p] = Removal(v, layer, cause)
@@ -244,6 +248,15 @@ class _Replay:
                 )  # fmt: skip
         return e
 
+    def event(self, base: Version, version: Version) -> tuple[int, int]:
+        """``(change, cause)`` of writing ``version`` over the lower ``base``."""
+        before, after = self.effective(base), self.effective(version)
+        if before.type != after.type:
+            return MODIFIED, TYPE_CHANGE
+        if _same_content(before, after):
+            return _UNCHANGED, WRITE  # rewritten identically: not a change
+        return MODIFIED, WRITE
+
     # -------------------------------------------------------------- one layer
     def apply(self, layer: int, *, bulk: bool = True) -> None:
         entries = self.layers[layer]
@@ -251,7 +264,7 @@ class _Replay:
             self._apply_stepwise(layer, entries)
 
     def _apply_in_bulk(self, layer: int, entries: list[TarEntry], paths: list[str]) -> bool:
-        """Apply a layer that only adds paths or merges directories; False if it does more."""
+        """Apply a layer that removes nothing; False if it does more (or repeats a path)."""
         status = self.status[layer]
         if MARKER in status:
             return False
@@ -265,8 +278,8 @@ class _Replay:
         if merged:
             index_of = dict(zip(paths, range(len(paths)), strict=True))
             for p in merged:
-                if self.entry(state[p]).type != "dir" or entries[index_of[p]].type != "dir":
-                    return False  # something replaced: removals may follow, step by step
+                if self.entry(state[p]).type == "dir" and entries[index_of[p]].type != "dir":
+                    return False  # a directory replaced: its subtree goes, step by step
         # Hardlinks resolve against the merged view at their position in the tar: an earlier
         # entry of this layer, else the lower layers.
         links = [i for i, e in enumerate(entries) if e.type == "hardlink"]
@@ -279,14 +292,15 @@ class _Replay:
                 target = (layer, t) if t is not None and t < i else state.get(e.linkname or "")
                 self.resolve_link(layer, (layer, i), e, target)
 
-        # Directories merged over lower directories: overwritten, and a change if they differ.
+        # Lower versions written over: overwritten, and a change event if they differ.
         for p in merged:
             prev = state[p]
-            i = index_of[p]  # type: ignore[index]
+            version = (layer, index_of[p])  # type: ignore[index]
             self.status[prev[0]][prev[1]] = OVERWRITTEN
             self.status_layer[prev[0]][prev[1]] = layer
-            if not _same_content(self.entry(prev), entries[i]):
-                self.changes.add(layer, p, MODIFIED, (layer, i), prev, WRITE)
+            kind, cause = self.event(prev, version)
+            if kind != _UNCHANGED:
+                self.changes.add(layer, p, kind, version, prev, cause)
         new = [i for i, p in enumerate(paths) if p not in state and p != "/"]
         if self.removed:
             for p in unique & self.removed.keys():
@@ -302,12 +316,10 @@ class _Replay:
     def _apply_stepwise(self, layer: int, entries: list[TarEntry]) -> None:
         state, status, status_layer = self.state, self.status, self.status_layer
         # 1. Opaque markers and whiteouts act first, on lower layers only.
-        for e in entries:
-            if e.type == "opaque" and e.whiteout_target is not None:
-                self.remove(e.whiteout_target, layer, OPAQUE, include_self=False)
-        for e in entries:
-            if e.type == "whiteout" and e.whiteout_target is not None:
-                self.remove(e.whiteout_target, layer, WHITEOUT, include_self=True)
+        opaque = [e.whiteout_target for e in entries if e.type == "opaque" and e.whiteout_target]
+        self.remove(opaque, layer, OPAQUE, include_self=False)
+        hidden = [e.whiteout_target for e in entries if e.type == "whiteout" and e.whiteout_target]
+        self.remove(hidden, layer, WHITEOUT, include_self=True)
         # 2. The layer's own entries, in tar order.
         change_at: dict[str, int] = {}  # path -> position in `changes` of this layer's write
         base_of: dict[str, Version | None] = {}  # the lower version this layer replaced
@@ -332,22 +344,13 @@ class _Replay:
             if e.type == "hardlink":
                 self.resolve_link(layer, version, e, state.get(e.linkname or ""))
             if prev is not None and self.entry(prev).type == "dir" and e.type != "dir":
-                self.remove(path, layer, TYPE_CHANGE, include_self=False)
+                self.remove([path], layer, TYPE_CHANGE, include_self=False)
             state[path] = version
             self.removed.pop(path, None)
             if self.children is not None:
                 self.link(path)
             # The change event of this (layer, path), compared with the lower version.
-            if base is None:
-                kind, cause = ADDED, WRITE
-            else:
-                before, after = self.effective(base), self.effective(version)
-                if before.type != after.type:
-                    kind, cause = MODIFIED, TYPE_CHANGE
-                elif _same_content(before, after):
-                    kind, cause = _UNCHANGED, WRITE
-                else:
-                    kind, cause = MODIFIED, WRITE
+            kind, cause = (ADDED, WRITE) if base is None else self.event(base, version)
             if path in change_at:
                 self.changes.set(change_at[path], kind, version, base, cause)
             elif kind != _UNCHANGED:
