@@ -176,6 +176,7 @@ def scan_tar(
     *,
     want_content: Callable[[TarEntry], bool] | None = None,
     on_content: ContentSink | None = None,
+    hasher: FileHasher | None = None,
 ) -> list[TarEntry]:
     """Parse one layer tar in a single pass.
 
@@ -189,6 +190,10 @@ def scan_tar(
     want_content, on_content
         When given, ``on_content(index, entry, data)`` receives the bytes of every regular file for
         which ``want_content(entry)`` is true, in the same pass.
+    hasher
+        Where large files are hashed (on a worker thread). When given, the caller closes it, and
+        the ``sha256`` of those entries is set only then; by default the scan has its own and
+        every digest is set on return.
 
     Returns
     -------
@@ -258,7 +263,9 @@ def scan_tar(
     types_get = _TYPES.get
     # Large files are hashed on a worker thread (hashlib releases the GIL on big buffers), so
     # their digests overlap with the parsing of the headers that follow.
-    hasher = _Hasher()
+    own_hasher = hasher is None
+    if hasher is None:
+        hasher = FileHasher()
     header_offset = 0
     try:
         while True:
@@ -461,11 +468,12 @@ def scan_tar(
             label, f"tar is truncated (input ends inside the entry at offset {header_offset})"
         ) from None
     finally:
-        hasher.close()
+        if own_hasher:
+            hasher.close()
     return entries
 
 
-class _Hasher:
+class FileHasher:
     """Hashes files on one worker thread, in batches, while the parser goes on.
 
     hashlib releases the GIL for buffers of 2 KiB and more, so the digests overlap with the

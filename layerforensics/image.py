@@ -8,6 +8,7 @@ filesystem and the deleted files. Every frame is cached on the image.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import operator
@@ -31,7 +32,7 @@ from ._container import Container, open_container
 from ._overlay import CAUSES, CHANGES, MARKER_TYPES, STATUSES, ReplayResult, replay
 from ._sources import ImageRecord, discover
 from ._sources._model import LayerInfo, parse_json
-from ._tarscan import TarEntry, normalize_path, scan_tar
+from ._tarscan import FileHasher, TarEntry, normalize_path, scan_tar
 from .dockerfile import BuildStep, parse_created_by, reconstruct
 from .errors import (
     CorruptArchiveError,
@@ -63,6 +64,14 @@ if TYPE_CHECKING:
     from .waste import Efficiency
 
 __all__ = ["FileRow", "Image", "list_images", "open_image"]
+
+
+class _Parsed(NamedTuple):
+    """A layer whose entries are parsed and whose digests may still be computing."""
+
+    layer: int
+    stream: LayerStream
+    entries: list[TarEntry]
 
 
 class FileRow(NamedTuple):
@@ -325,12 +334,40 @@ class Image:
                 if note not in self.warnings:
                     self.warnings.append(note)
             return
-        label = self._layer_label(n)
+        hasher = FileHasher()
+        try:
+            scanned = self._parse_layer(n, hasher, want, sink)
+        finally:
+            hasher.close()
+        self._finish_layer(scanned)
+
+    def _parse_layer(
+        self,
+        n: int,
+        hasher: FileHasher,
+        want: Callable[[TarEntry], bool] | None = None,
+        sink: Callable[[int, TarEntry, bytes], None] | None = None,
+    ) -> _Parsed:
+        """Parse layer ``n``; its digests may still be computing (see :meth:`_finish_layer`)."""
+        blob = self._record.layers[n]
         stream = self._open_stored(n)
         if self._container.size(blob.member) == 0:
             entries: list[TarEntry] = []  # pre-1.10 archives store an empty layer as 0 bytes
         else:
-            entries = scan_tar(stream, label, want_content=want, on_content=sink)
+            try:
+                entries = scan_tar(
+                    stream, stream.label, want_content=want, on_content=sink, hasher=hasher
+                )
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    stream.finish()  # the digest thread ends too
+                raise
+        return _Parsed(n, stream, entries)
+
+    def _finish_layer(self, parsed: _Parsed) -> None:
+        """Wait for a parsed layer's digests, check them, and keep its entries."""
+        n, stream = parsed.layer, parsed.stream
+        blob = self._record.layers[n]
         stream.finish()
         assert stream.digest is not None and stream.diff_id is not None
         verified: bool | None = None
@@ -344,8 +381,8 @@ class Image:
             for what, expected, actual in checks:
                 if expected != actual:
                     verified = False
-                    self._mismatch(label, f"layer {n} {what}", expected, actual)
-        self._entries[n] = entries
+                    self._mismatch(stream.label, f"layer {n} {what}", expected, actual)
+        self._entries[n] = parsed.entries
         self._info[n] = LayerInfo(
             stream.compression,
             stream.stored_size,
@@ -364,11 +401,28 @@ class Image:
             Called as ``progress(layers_done, layers_total)`` after each layer.
         """
         with self._lock:
-            for n in range(self.layer_count):
-                if self._entries[n] is None:
-                    self._scan_layer(n)
-                if progress is not None:
-                    progress(n + 1, self.layer_count)
+            # Every layer is parsed before any is waited for: the layer digests (worker
+            # threads) of one layer go on while the next is parsed on this one.
+            parsed: list[_Parsed] = []
+            hasher = FileHasher()
+            try:
+                for n in range(self.layer_count):
+                    if self._entries[n] is None:
+                        if self._record.layers[n].provider is not None:
+                            self._scan_layer(n)
+                        else:
+                            parsed.append(self._parse_layer(n, hasher))
+                    if progress is not None:
+                        progress(n + 1, self.layer_count)
+            except BaseException:
+                hasher.close()
+                for p in parsed:
+                    with contextlib.suppress(Exception):
+                        p.stream.finish()
+                raise
+            hasher.close()
+            for p in parsed:
+                self._finish_layer(p)
 
     def _index(self) -> list[list[TarEntry]]:
         if any(e is None for e in self._entries):
