@@ -19,6 +19,7 @@ against a real directory and against each other).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 
@@ -78,7 +79,7 @@ class ChangeLog:
         self.prev_layer[i], self.prev_entry[i] = prev if prev else (-1, -1)
         self.cause[i] = cause
 
-    def added_in_bulk(self, layer: int, paths: list[str], entries: list[int]) -> None:
+    def added_in_bulk(self, layer: int, paths: list[str], entries: Sequence[int]) -> None:
         n = len(paths)
         self.layer.extend(repeat(layer, n))
         self.path.extend(paths)
@@ -301,16 +302,24 @@ class _Replay:
             kind, cause = self.event(prev, version)
             if kind != _UNCHANGED:
                 self.changes.add(layer, p, kind, version, prev, cause)
-        new = [i for i, p in enumerate(paths) if p not in state and p != "/"]
+        # New paths: added. The root directory's own entry carries attributes only.
+        root = "/" in unique
+        if merged or root:
+            new: Sequence[int] = [i for i, p in enumerate(paths) if p not in merged and p != "/"]
+            new_paths = [paths[i] for i in new]
+        else:
+            new, new_paths = range(len(paths)), paths
         if self.removed:
             for p in unique & self.removed.keys():
                 del self.removed[p]
-        self.changes.added_in_bulk(layer, [paths[i] for i in new], new)
-        written = [i for i, p in enumerate(paths) if p != "/"]
-        state.update(zip([paths[i] for i in written], [(layer, i) for i in written], strict=True))
+        self.changes.added_in_bulk(layer, new_paths, new)
+        if root:
+            state.update((p, (layer, i)) for i, p in enumerate(paths) if p != "/")
+        else:
+            state.update(zip(paths, zip(repeat(layer), range(len(paths))), strict=True))
         if self.children is not None:
-            for i in new:
-                self.link(paths[i])
+            for p in new_paths:
+                self.link(p)
         return True
 
     def _apply_stepwise(self, layer: int, entries: list[TarEntry]) -> None:

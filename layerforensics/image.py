@@ -29,6 +29,7 @@ from . import _frames as F
 from ._background import background
 from ._blobs import LayerStream, open_decompressed
 from ._container import Container, open_container
+from ._gcpause import gc_paused, paused_gc
 from ._overlay import CAUSES, CHANGES, MARKER_TYPES, STATUSES, ReplayResult, replay
 from ._sources import ImageRecord, discover
 from ._sources._model import LayerInfo, parse_json
@@ -400,7 +401,7 @@ class Image:
         progress
             Called as ``progress(layers_done, layers_total)`` after each layer.
         """
-        with self._lock:
+        with self._lock, paused_gc():
             # Every layer is parsed before any is waited for: the layer digests (worker
             # threads) of one layer go on while the next is parsed on this one.
             parsed: list[_Parsed] = []
@@ -429,6 +430,7 @@ class Image:
             self.index()
         return self._entries  # type: ignore[return-value]
 
+    @gc_paused
     def _replay(self, upto: int | None = None) -> ReplayResult:
         entries = self._index()
         top = self.layer_count - 1 if upto is None else upto
@@ -572,6 +574,7 @@ class Image:
         )
 
     @cached_property
+    @gc_paused
     def files(self) -> pd.DataFrame:
         """One row per tar entry per layer, whiteout markers included.
 
@@ -625,6 +628,7 @@ class Image:
         )
 
     @cached_property
+    @gc_paused
     def changes(self) -> pd.DataFrame:
         """One row per (layer, path) event.
 
@@ -705,6 +709,7 @@ class Image:
             cached = self._filesystems[top] = self._filesystem(top)
         return cached
 
+    @gc_paused
     def _filesystem(self, top: int) -> pd.DataFrame:
         # Rows of `files`, taken by position: the merged view is a selection of entries.
         files = self.files
@@ -750,6 +755,7 @@ class Image:
         )
 
     @cached_property
+    @gc_paused
     def deleted(self) -> pd.DataFrame:
         """Every path whose bytes survive in some layer but not in the final filesystem.
 
