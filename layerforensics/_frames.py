@@ -55,12 +55,20 @@ def ints(values: Iterable[int]) -> pd.array:
 
 
 def boolean(values: Iterable[Any]) -> pd.array:
-    return pd.array(list(values), dtype="boolean")
+    """Booleans (None becomes <NA>) as a nullable ``boolean`` array."""
+    values = list(values)
+    if None in values:
+        return pd.array(values, dtype="boolean")
+    flags = np.array(values, dtype=bool)
+    return pd.arrays.BooleanArray(flags, np.zeros(len(flags), dtype=bool))
 
 
 def utc_seconds(values: Iterable[float | None]) -> pd.Series:
     """Seconds since the epoch (None becomes NaT) as UTC datetimes."""
-    seconds = np.array([np.nan if v is None else v for v in values], dtype="float64")
+    values = list(values)
+    if None in values:
+        values = [np.nan if v is None else v for v in values]
+    seconds = np.array(values, dtype="float64")
     return pd.to_datetime(pd.Series(seconds), unit="s", utc=True)
 
 

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,31 @@ def test_damaged_layer_header(docker_tar: Path, tmp_path: Path) -> None:
     img = lf.open_image(p)
     with pytest.raises(errors.CorruptArchiveError, match="bad"):
         img.files  # noqa: B018
+
+
+def test_damaged_upper_layer_leaves_no_worker_running(tmp_path: Path) -> None:
+    # Layer 0 holds a file large enough to be hashed on the worker thread; index() parses every
+    # layer before waiting for any digest, so the failure in layer 1 comes while they run.
+    b = ImageBuilder()
+    b.layer([File("/big", bytes(range(256)) * 4096)], created_by="RUN big")
+    b.layer([File("/b", b"b" * 4000)], created_by="RUN b")
+    src = tmp_path / "img.tar"
+    b.save_docker(src)
+
+    def damage(name: str, data: bytes | None) -> bytes | None:
+        if name.endswith("layer.tar") and data and b"b" * 10 in data:
+            return data[:148] + b"9999999\x00" + data[156:]  # the checksum field
+        return data
+
+    p = tmp_path / "damaged.tar"
+    rewrite(src, p, damage)
+    before = threading.active_count()
+    img = lf.open_image(p)
+    with pytest.raises(errors.CorruptArchiveError, match="bad checksum") as e:
+        img.files  # noqa: B018
+    assert "layer.tar" in str(e.value)
+    assert threading.active_count() == before
+    assert img._entries == [None, None]  # nothing half-indexed is kept
 
 
 def test_damaged_gzip_layer(tmp_path: Path) -> None:

@@ -183,6 +183,21 @@ def test_every_encoding_gives_identical_frames(tmp_path: Path, compression: str 
     assert [d for _, d in img.iter_contents()] == [d for _, d in ref.iter_contents()]
 
 
+def test_digests_of_small_and_large_files(tmp_path: Path) -> None:
+    # Small files are hashed inline, large ones on the worker thread: both end up right.
+    import hashlib
+
+    contents = {"/small": b"s" * 100, "/mid": b"m" * 5000, "/large": bytes(range(256)) * 2000}
+    b = ImageBuilder()
+    b.layer([File(p, data) for p, data in contents.items()])
+    b.layer([File("/large2", b"L" * 600_000)])
+    b.save_docker(tmp_path / "img.tar")
+    files = lf.open_image(tmp_path / "img.tar").files.set_index("path")
+    contents["/large2"] = b"L" * 600_000
+    for path, data in contents.items():
+        assert files.loc[path, "sha256"] == hashlib.sha256(data).hexdigest()
+
+
 def test_iter_contents_single_pass_matches_index(tmp_path: Path) -> None:
     img = build(
         tmp_path,
