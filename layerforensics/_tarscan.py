@@ -347,6 +347,7 @@ def scan_tar(
                 raw_name = header[0:100].split(b"\x00", 1)[0]
                 if header[257:263] == b"ustar\x00" and header[345] != 0:
                     raw_name = header[345:500].split(b"\x00", 1)[0] + b"/" + raw_name
+            # Unknown types, and GNU sparse files ("S": their stored data), count as files.
             kind = types_get(typeflag, "file")
             # Non-UTF-8 names survive as \\xNN escapes: the text stays valid for Arrow/parquet.
             name = raw_name.decode("utf-8", "backslashreplace")
@@ -413,8 +414,6 @@ def scan_tar(
                         xattrs[key[13:]] = value.decode("utf-8", "backslashreplace")
                 pax = {}
             long_name = long_link = None
-            if typeflag == b"S":  # GNU sparse: treated as a regular file of its stored data
-                kind = "file"
             device = kind == "char" or kind == "block"
             entry = TarEntry(
                 path,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import operator
 import os
 import threading
 import warnings
@@ -42,23 +41,6 @@ from .errors import (
     ImageReferenceError,
     PathNotFoundError,
     PlatformError,
-)
-
-_FILE_FIELDS = operator.attrgetter(
-    "path",
-    "type",
-    "size",
-    "mode",
-    "uid",
-    "gid",
-    "uname",
-    "gname",
-    "mtime",
-    "linkname",
-    "whiteout_target",
-    "sha256",
-    "xattrs",
-    "synthetic",
 )
 
 if TYPE_CHECKING:
@@ -650,7 +632,8 @@ class Image:
         cs = self._replay().changes
         starts = self._entry_starts()
         # Type and size of the version written (or deleted), taken from `files` by position.
-        row = starts[np.asarray(cs.ver_layer, dtype="int64")] + np.asarray(cs.ver_entry, "int64")
+        ver_entry = np.asarray(cs.ver_entry, dtype="int64")
+        row = starts[np.asarray(cs.ver_layer, dtype="int64")] + ver_entry
         change = np.asarray(cs.change, dtype="int8")
         written = change != CHANGES.index("deleted")
         layer = np.asarray(cs.layer, dtype="int64")
@@ -662,7 +645,7 @@ class Image:
         ).to_numpy()
         prev_layer = np.asarray(cs.prev_layer, dtype="int64")
         prev_entry = np.asarray(cs.prev_entry, dtype="int64")
-        entry = np.where(written, row - starts[np.asarray(cs.ver_layer, "int64")], -1)
+        entry = np.where(written, ver_entry, -1)
         return pd.DataFrame(
             {
                 "layer": layer[order],
