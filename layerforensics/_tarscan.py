@@ -357,12 +357,10 @@ def scan_tar(
                 path = normalize_path(name)
             whiteout_target = None
             linkname = None
-            if ".wh." in path:
-                parent, _, base_name = path.rpartition("/")
+            parent, _, base_name = path.rpartition("/") if ".wh." in path else ("", "", "")
+            if base_name.startswith(WHITEOUT_PREFIX):
                 parent = parent or "/"
-                if not base_name.startswith(WHITEOUT_PREFIX):
-                    pass
-                elif base_name == OPAQUE_MARKER:
+                if base_name == OPAQUE_MARKER:
                     kind, whiteout_target = "opaque", parent
                 elif base_name.startswith(".wh..wh."):
                     kind = "aufs-meta"  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not files
@@ -370,6 +368,7 @@ def scan_tar(
                     kind = "whiteout"
                     whiteout_target = posixpath.join(parent, base_name[len(WHITEOUT_PREFIX) :])
             if kind in ("symlink", "hardlink"):
+                # The same precedence as the name's (written out: this loop runs per entry).
                 if long_link is not None:
                     raw_link = long_link
                 elif "linkpath" in records:

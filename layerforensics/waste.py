@@ -255,12 +255,15 @@ def _isin(paths: pd.Series, values: Iterable[str]) -> np.ndarray:
     return np.array(hit.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _content_rows(files: pd.DataFrame, types: Iterable[str] = ("file",)) -> pd.DataFrame:
-    """Rows of ``files`` of the given types that belong to the image (not eStargz extras)."""
+def _content_rows(
+    files: pd.DataFrame, columns: list[str], types: Iterable[str] = ("file",)
+) -> pd.DataFrame:
+    """``columns`` of the rows of ``files`` of the given types that belong to the image (not
+    eStargz extras). Only the columns asked for are copied: the frame has many more."""
     mask = files["type"].isin(list(types))
     if "synthetic" in files:
         mask &= ~files["synthetic"].fillna(False).astype(bool)
-    return files.loc[mask]
+    return files.loc[mask, columns]
 
 
 def _n_layers(image: Image) -> int:
@@ -637,7 +640,7 @@ def _totals(image: Image) -> dict[str, int]:
     c = _cache(image)
     if "totals" not in c:
         files = image.files
-        reg = _content_rows(files)
+        reg = _content_rows(files, ["size", "layer", "status"])
         size = reg["size"].fillna(0).to_numpy(dtype="int64")
         layer = reg["layer"].to_numpy(dtype="int64")
         present = files["status"].eq("present").fillna(False).to_numpy(dtype=bool)
@@ -764,8 +767,11 @@ def _path_agg(image: Image) -> _PathAgg:
     if "paths" in c:
         return c["paths"]
     files = image.files
-    rows = _content_rows(files, _CONTENT_TYPES)
-    rows = rows[["layer", "entry", "path", "type", "size", "sha256", "status", "status_layer"]]
+    rows = _content_rows(
+        files,
+        ["layer", "entry", "path", "type", "size", "sha256", "status", "status_layer"],
+        _CONTENT_TYPES,
+    )
     status = rows["status"].astype("string").fillna("")  # unknown status: not present
     # only paths stored twice or not present at the end can be listed: filter before grouping
     allcode = pd.factorize(rows["path"])[0]
@@ -901,7 +907,7 @@ def _waste_table(image: Image, with_dive: bool) -> pd.DataFrame:
         )
         cand = cand.loc[cand["sha256"].notna().to_numpy() & cand["size"].fillna(0).gt(0).to_numpy()]
         if len(cand):
-            added = _content_rows(image.files)[["layer", "path", "sha256"]]
+            added = _content_rows(image.files, ["layer", "path", "sha256"])
             hit = cand.reset_index().merge(
                 added, left_on=["_dl", "sha256"], right_on=["layer", "sha256"], suffixes=("", "_n")
             )
@@ -982,7 +988,7 @@ def layer_waste(image: Image) -> pd.DataFrame:
 def _layer_waste_table(image: Image) -> pd.DataFrame:
     files = image.files
     n = _n_layers(image)
-    reg = _content_rows(files)
+    reg = _content_rows(files, ["size", "layer", "status", "status_layer"])
     size = reg["size"].fillna(0).to_numpy(dtype="int64")
     layer = reg["layer"].to_numpy(dtype="int64")
     status = reg["status"].astype("string").fillna("present")
