@@ -63,13 +63,25 @@ def boolean(values: Iterable[Any]) -> pd.array:
     return pd.arrays.BooleanArray(flags, np.zeros(len(flags), dtype=bool))
 
 
-def utc_seconds(values: Iterable[float | None]) -> pd.Series:
-    """Seconds since the epoch (None becomes NaT) as UTC datetimes."""
+#: The seconds pandas' nanosecond datetimes can hold (years 1677 to 2262).
+_DATETIME_SECONDS = (-9_223_372_036.0, 9_223_372_036.0)
+
+
+def utc_seconds(values: Iterable[float | None]) -> tuple[pd.Series, int]:
+    """Seconds since the epoch as UTC datetimes, and how many could not be represented.
+
+    None becomes NaT; so does a value outside years 1677-2262 (a tar header can hold any
+    number): the count lets the caller say so.
+    """
     values = list(values)
     if None in values:
         values = [np.nan if v is None else v for v in values]
     seconds = np.array(values, dtype="float64")
-    return pd.to_datetime(pd.Series(seconds), unit="s", utc=True)
+    low, high = _DATETIME_SECONDS
+    outside = (seconds < low) | (seconds > high)
+    if outside.any():
+        seconds[outside] = np.nan
+    return pd.to_datetime(pd.Series(seconds), unit="s", utc=True), int(outside.sum())
 
 
 def utc_text(values: Iterable[str | None]) -> pd.Series:

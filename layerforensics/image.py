@@ -580,6 +580,12 @@ class Image:
         flat = [e for es in entries for e in es]
         counts = [len(es) for es in entries]
         n = len(flat)
+        mtime, unrepresentable = F.utc_seconds([e.mtime for e in flat])
+        if unrepresentable:
+            self.warnings.append(
+                f"{unrepresentable} entries have an mtime outside years 1677-2262; "
+                "their mtime is NaT (the raw value is in the tar header)"
+            )
         # One list comprehension per column: several times faster than transposing tuples.
         return pd.DataFrame(
             {
@@ -593,7 +599,7 @@ class Image:
                 "gid": F.ints([e.gid for e in flat]),
                 "uname": F.string([e.uname for e in flat]),
                 "gname": F.string([e.gname for e in flat]),
-                "mtime": F.utc_seconds([e.mtime for e in flat]).array,
+                "mtime": mtime.array,
                 "linkname": F.string([e.linkname for e in flat]),
                 "whiteout_target": F.string([e.whiteout_target for e in flat]),
                 "sha256": F.string([e.sha256 for e in flat]),

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
+import random
 import tarfile
+import tempfile
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import layerforensics as lf
 from layerforensics import errors
@@ -189,3 +195,104 @@ def test_bad_layer_index_and_path(docker_tar: Path) -> None:
         img.read("/nope")
     with pytest.raises(errors.PathNotFoundError, match="layer 0 has no entry /b"):
         img.read("/b", layer=0)
+
+
+def test_mtime_beyond_datetime_range_is_nat_with_a_warning(tmp_path: Path) -> None:
+    # A tar header can hold any mtime; pandas datetimes stop at 2262.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, mtime in [("far", "1000000000000000"), ("near", "1700000000")]:
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            info.pax_headers = {"mtime": mtime}
+            t.addfile(info, io.BytesIO(b"x"))
+    p = tmp_path / "img.tar"
+    _save_single_layer(buf.getvalue(), p)
+    img = lf.open_image(p)
+    mtimes = img.files.set_index("path")["mtime"]
+    assert pd.isna(mtimes["/far"])
+    assert mtimes["/near"] == pd.Timestamp(1700000000, unit="s", tz="UTC")
+    assert any("outside years 1677-2262" in w for w in img.warnings)
+
+
+def _save_single_layer(layer: bytes, path: Path) -> None:
+    """A docker-save archive of one layer given as raw tar bytes (damaged ones included)."""
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    ).encode()
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": ["f:1"], "Layers": ["l/layer.tar"]}])
+    with tarfile.open(path, "w") as t:
+        for name, data in [
+            ("manifest.json", manifest.encode()),
+            ("c.json", config),
+            ("l/layer.tar", layer),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+# Header fields (offset, width) a damaged or hostile tar may fill with anything.
+_HEADER_FIELDS = [
+    (0, 100), (100, 8), (108, 8), (116, 8), (124, 12), (136, 12), (156, 1), (157, 100),
+    (257, 6), (263, 2), (265, 32), (297, 32), (329, 8), (337, 8), (345, 155),
+]  # fmt: skip
+
+
+def _fuzz_layer() -> bytearray:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in [
+            ("etc/a", b"hello"),
+            ("etc/" + "x" * 120, b"long"),
+            ("big", b"B" * 5000),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("etc/l")
+        link.type, link.linkname = tarfile.SYMTYPE, "a"
+        t.addfile(link)
+        t.addfile(tarfile.TarInfo("etc/.wh.z"))
+        dev = tarfile.TarInfo("dev/c")
+        dev.type, dev.devmajor, dev.devminor = tarfile.CHRTYPE, 1, 3
+        t.addfile(dev)
+    return bytearray(buf.getvalue())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rng=st.randoms(use_true_random=False))
+def test_headers_with_any_field_content_give_frames_or_a_clear_error(rng: random.Random) -> None:
+    # Fields are overwritten with random, octal-looking or path-looking bytes and the checksum
+    # is recomputed, so the parser has to deal with the content, not just reject the header.
+    tar = _fuzz_layer()
+    offsets, pos = [], 0
+    while pos + 512 <= len(tar) and tar[pos : pos + 512] != bytes(512):
+        offsets.append(pos)
+        pos += 512 + (int(tar[pos + 124 : pos + 135], 8) + 511) // 512 * 512
+    for _ in range(rng.randint(1, 3)):
+        h = rng.choice(offsets)
+        start, width = rng.choice(_HEADER_FIELDS)
+        alphabet = rng.choice([bytes(range(256)), b"01234567 \0x8", b"abc/.\\\xff\xc3wh"])
+        if start == 156:
+            alphabet, width = b"0123456789xgLKSAVMN\0", 1
+        tar[h + start : h + start + width] = bytes(rng.choice(alphabet) for _ in range(width))
+        header = tar[h : h + 512]
+        header[148:156] = b" " * 8
+        tar[h + 148 : h + 156] = b"%06o\0 " % sum(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "img.tar"
+        _save_single_layer(bytes(tar), p)
+        try:
+            img = lf.open_image(p)
+            frames = (img.layers, img.files, img.changes, img.filesystem(), img.deleted)
+            for row in frames[1].itertuples():
+                if row.type == "file":
+                    img.read_entry(row.layer, row.entry)
+        except errors.LayerForensicsError as e:
+            assert str(p) in str(e)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import itertools
 import os
 import shutil
 import tarfile
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 
 import layerforensics as lf
 from layerforensics._overlay import replay
+from layerforensics._tarscan import scan_tar
 from layerforensics.builder import Dir, File, Hardlink, ImageBuilder, Opaque, Symlink, Whiteout
 
 
@@ -185,8 +189,6 @@ def test_every_encoding_gives_identical_frames(tmp_path: Path, compression: str 
 
 def test_digests_of_small_and_large_files(tmp_path: Path) -> None:
     # Small files are hashed inline, large ones on the worker thread: both end up right.
-    import hashlib
-
     contents = {"/small": b"s" * 100, "/mid": b"m" * 5000, "/large": bytes(range(256)) * 2000}
     b = ImageBuilder()
     b.layer([File(p, data) for p, data in contents.items()])
@@ -266,7 +268,6 @@ def stacks(draw: st.DrawFn) -> list[list]:
 
 def _apply_to_directory(root: Path, layer_tars: list[bytes]) -> None:
     """The reference: extract each layer into a real directory with the OCI rules."""
-    import io
 
     def remove(p: Path) -> None:
         if p.is_dir() and not p.is_symlink():
@@ -404,3 +405,55 @@ def test_history_that_does_not_pair_is_flagged_not_fatal(tmp_path: Path) -> None
     img = lf.open_image(tmp_path / "long.tar")
     assert img.history["layer"].tolist()[0] == 0 and img.history["layer"].isna().tolist()[1]
     assert any("2 non-empty steps for 1 layers" in w for w in img.warnings)
+
+
+# --------------------------------------------------------------------------- chunk boundaries
+def _tar_with_every_header_kind() -> bytes:
+    members = []
+    for name, data in [
+        ("etc/a", b"hello"),
+        ("etc/" + "long-name-" * 15, b"long"),  # PAX path record
+        ("big", bytes(range(256)) * 1100),  # larger than any chunk below
+        ("etc/\u00e9t\u00e9", b"utf-8 name"),
+        ("empty", b""),
+    ]:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        members.append((info, data, tarfile.PAX_FORMAT))
+    link = tarfile.TarInfo("etc/l")
+    link.type, link.linkname = tarfile.SYMTYPE, "a" * 150  # PAX linkpath record
+    members.append((link, b"", tarfile.PAX_FORMAT))
+    members.append((tarfile.TarInfo("etc/.wh.gone"), b"", tarfile.PAX_FORMAT))
+    gnu = tarfile.TarInfo("gnu/" + "g" * 120)  # a GNU long name ("L" header)
+    gnu.size = 3
+    members.append((gnu, b"gnu", tarfile.GNU_FORMAT))
+    out = b""
+    for info, data, fmt in members:
+        out += info.tobuf(fmt, "utf-8", "surrogateescape") + data + bytes(-len(data) % 512)
+    return out + bytes(1024)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(1, 3000), min_size=1, max_size=400))
+def test_scan_gives_the_same_entries_however_the_bytes_are_chunked(cuts: list[int]) -> None:
+    # Compressed layers reach the parser in chunks of any size: headers, PAX records and file
+    # data straddle the boundaries. The result must equal the one-piece (memory-mapped) parse.
+    data = _tar_with_every_header_kind()
+    chunks, pos = [], 0
+    for n in itertools.cycle(cuts):
+        if pos >= len(data):
+            break
+        chunks.append(data[pos : pos + n])
+        pos += n
+    whole_seen: dict[int, bytes] = {}
+    chunked_seen: dict[int, bytes] = {}
+    whole = scan_tar([memoryview(data)], "whole", want_content=lambda e: e.size < 1000,
+                     on_content=lambda i, e, b: whole_seen.__setitem__(i, b))  # fmt: skip
+    chunked = scan_tar(iter(chunks), "chunked", want_content=lambda e: e.size < 1000,
+                       on_content=lambda i, e, b: chunked_seen.__setitem__(i, b))  # fmt: skip
+    assert chunked == whole
+    assert chunked_seen == whole_seen
+    assert {e.path for e in whole} >= {"/etc/a", "/big", "/gnu/" + "g" * 120, "/empty"}
+    big = next(e for e in whole if e.path == "/big")
+    assert big.sha256 == hashlib.sha256(bytes(range(256)) * 1100).hexdigest()
+    assert data[big.offset : big.offset + big.size] == bytes(range(256)) * 1100
