@@ -260,7 +260,7 @@ def main() -> None:
             max(r[4] for r in runs) // 1024,
             runs[0][2],
         )
-    print(f"archive: {size / 1e9:.2f} GB uncompressed, {results['gzip'][4]} entries")
+    print(f"archive: {archive} ({size / 1e9:.2f} GB uncompressed, {results['gzip'][4]} entries)")
     print(
         f"(best of {args.repeat}; importing layerforensics and pandas: {min(imports):.2f} s, not "
         "counted; peak RSS includes the memory-mapped archive pages, anonymous memory does not)"

@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/secrets_scan.py [--corpus DIR] [--limit-mb 60] [--out benchmarks/out]
-    python benchmarks/secrets_scan.py --image benchmarks/out/bench-docker.tar [--repeat 3]
+    python benchmarks/secrets_scan.py --image benchmarks/out/image-*/bench-docker.tar [--repeat 3]
 
 Corpus mode (default: this Python's standard library plus /usr/share/doc and /etc, read into
 memory): ``engine`` rows time :meth:`Engine.scan` over every text file with each installed

@@ -12,8 +12,8 @@ Without ``--image`` it builds a synthetic image (``--files`` entries over ``--la
 with overwrites, file and directory deletions) in a temporary folder. With ``--image PATH`` it
 measures any existing image, e.g. the core benchmark image::
 
-    python benchmarks/core_index.py            # builds benchmarks/out/ once
-    python benchmarks/waste.py --image benchmarks/out/bench-docker.tar
+    python benchmarks/core_index.py   # builds benchmarks/out/image-<key>/ once
+    python benchmarks/waste.py --image benchmarks/out/image-*/bench-docker.tar
     python benchmarks/waste.py [--files 20000] [--layers 10] [--repeat 3]
 
 The machine's load average is printed before and after: on a busy machine, compare runs made
