@@ -326,7 +326,6 @@ def dive_analysis(files: pd.DataFrame, n_layers: int) -> _Dive:
     f = files[["layer", "entry", "path", "type", "size"]].copy()
     f["layer"] = f["layer"].astype("int64")
     f["path"] = f["path"].astype("str")
-    f["type"] = f["type"].astype("str")
     f["size"] = f["size"].fillna(0).astype("int64")
     drop = f["path"].eq("/")  # "./" is cleaned to "." and skipped by dive
     if "synthetic" in files:
@@ -353,7 +352,6 @@ def dive_analysis(files: pd.DataFrame, n_layers: int) -> _Dive:
     seq2 = np.full(len(uniq), -1, dtype="int64")
     seq2[code[second]] = seq[second]
     agg["seq2"] = seq2[agg.index.to_numpy()]
-    agg.index = pd.Index(np.asarray(uniq, dtype=object)[agg.index.to_numpy()], name="spath")
     seen = set(uniq.tolist()) if failed_paths else set()
     sum_min = int(agg["min"].sum()) - len(set(failed_paths) - seen)
     sum_cum = int(agg["cum"].sum())
@@ -365,7 +363,8 @@ def dive_analysis(files: pd.DataFrame, n_layers: int) -> _Dive:
     ineff = ineff.sort_values(["cum", "seq2"], ascending=[False, False], kind="stable")
     inefficient = pd.DataFrame(
         {
-            "path": pd.array(ineff.index, dtype="string"),
+            # the path strings of the inefficient rows only (agg is indexed by path code)
+            "path": pd.array(np.asarray(uniq, dtype=object)[ineff.index.to_numpy()], "string"),
             "count": pd.array(ineff["count"].to_numpy(), dtype="Int64"),
             "wasted_bytes": pd.array(ineff["cum"].to_numpy(), dtype="Int64"),
         }
@@ -381,46 +380,55 @@ def dive_analysis(files: pd.DataFrame, n_layers: int) -> _Dive:
     )
 
 
-def _closed_paths(paths: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+def _closed_paths(paths: pd.Series) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     """Integer codes for ``paths`` in a table that also holds every ancestor directory.
 
     Returns ``(codes, table, parent)``: ``table[codes[i]] == paths[i]``, and ``parent[c]`` is
     the code of ``table[c]``'s parent directory (``-1`` for children of the root). Only the
-    distinct paths go through string operations; tree walks then run on integers.
+    distinct paths go through string operations (in Arrow); tree walks then run on integers.
     """
-    codes, uniq = pd.factorize(paths.astype("str"))
-    table = pd.Series(np.asarray(uniq, dtype=object), dtype="str")
+    encoded = pc.dictionary_encode(pa.array(paths.astype("str").array))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype("int64")
+    table = encoded.dictionary
     parents: list[np.ndarray] = []
     start = 0
     while start < len(table):
-        par = _dirname(table.iloc[start:])
-        known = pa.array(table.array)
-        hit = pc.index_in(pa.array(par.array), value_set=known).fill_null(-1)
-        pos = np.array(hit.to_numpy(zero_copy_only=False), dtype="int64")
-        missing = (pos < 0) & par.ne("").to_numpy(dtype=bool)
+        par = _arrow_dirname(table[start:])
+        pos = pc.index_in(par, value_set=table).fill_null(-1).to_numpy().astype("int64")
+        missing = (pos < 0) & pc.not_equal(par, "").to_numpy(zero_copy_only=False)
         start = len(table)
         if missing.any():
-            new_codes, new = pd.factorize(par.loc[missing])
-            pos[missing] = start + new_codes
-            table = pd.concat(
-                [table, pd.Series(np.asarray(new, dtype=object), dtype="str")], ignore_index=True
-            )
+            new = pc.dictionary_encode(par.filter(pa.array(missing)))
+            pos[missing] = start + new.indices.to_numpy(zero_copy_only=False)
+            table = pa.concat_arrays([table, new.dictionary])
         parents.append(pos)
     parent = np.concatenate(parents) if parents else np.zeros(0, dtype="int64")
-    return codes.astype("int64"), table, parent
+    return codes, table, parent
+
+
+def _arrow_dirname(paths: pa.Array) -> pa.Array:
+    """Parent of each absolute path (``""`` for children of the root), in one Arrow pass."""
+    return pc.list_element(pc.split_pattern(paths, "/", max_splits=1, reverse=True), 0)
 
 
 def _dive_nodes(f: pd.DataFrame) -> pd.DataFrame:
     """Every node of every per-layer tree dive builds (explicit and implicit parents).
 
     Columns: layer, path (raw names, ``.wh.`` kept), size, is_dir, is_wh, code (the path's
-    number), pcode (its parent's number, -1 under the root).
+    number), pcode (its parent's number, -1 under the root), walk (the path's rank in dive's
+    walk order: byte-wise with "/" sorting before every other character).
     """
     codes, table, parent = _closed_paths(f["path"])
     width = max(len(table), 1)
-    base = _basename(table)
-    opaque_t = base.str.startswith(".wh..wh..").to_numpy(dtype=bool)
-    wh_t = base.str.startswith(".wh.").to_numpy(dtype=bool)
+    walk = np.empty(len(table), dtype="int64")
+    walk[pc.sort_indices(pc.replace_substring(table, "/", "\x00")).to_numpy()] = np.arange(
+        len(table)
+    )
+    # the last component starts with ".wh..wh.." (opaque marker) or ".wh." (whiteout)
+    opaque_t = pc.match_substring_regex(table, r"/\.wh\.\.wh\.\.[^/]*$").to_numpy(
+        zero_copy_only=False
+    )
+    wh_t = pc.match_substring_regex(table, r"/\.wh\.[^/]*$").to_numpy(zero_copy_only=False)
     layer = f["layer"].to_numpy(dtype="int64")
     entry = f["entry"].to_numpy(dtype="int64")
     opaque = opaque_t[codes] if len(codes) else np.zeros(0, dtype=bool)
@@ -450,12 +458,13 @@ def _dive_nodes(f: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "layer": node_l,
-            "path": table.to_numpy()[node_c] if len(node_c) else np.zeros(0, dtype=object),
+            "path": pd.arrays.ArrowStringArray(table.take(node_c).cast(pa.large_string())),
             "size": np.concatenate([size[ex], np.zeros(len(implicit), dtype="int64")]),
             "is_dir": np.concatenate([is_dir[ex], np.zeros(len(implicit), dtype=bool)]),
             "is_wh": wh_t[node_c] if len(node_c) else np.zeros(0, dtype=bool),
             "code": node_c,
             "pcode": parent[node_c] if len(node_c) else np.zeros(0, dtype="int64"),
+            "walk": walk[node_c] if len(node_c) else np.zeros(0, dtype="int64"),
         }
     ).astype({"path": "str"})
 
@@ -481,8 +490,8 @@ def _dive_sightings(nodes: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     own_key = lay * width + code
     parent_key = (lay * width + pcode)[pcode >= 0]
     leaves = nodes.loc[~np.isin(own_key, parent_key)].copy()
-    leaves["key"] = leaves["path"].str.replace("/", "\x00", regex=False)
-    leaves = leaves.sort_values(["layer", "key"], kind="stable").reset_index(drop=True)
+    walk_order = np.lexsort((leaves["walk"].to_numpy(), leaves["layer"].to_numpy()))
+    leaves = leaves.iloc[walk_order].reset_index(drop=True)
     leaves["seq"] = np.arange(len(leaves))
     leaves["spath"] = leaves["path"]
     wh = leaves["is_wh"].to_numpy()
@@ -772,18 +781,32 @@ def _path_agg(image: Image) -> _PathAgg:
         ["layer", "entry", "path", "type", "size", "sha256", "status", "status_layer"],
         _CONTENT_TYPES,
     )
-    status = rows["status"].astype("string").fillna("")  # unknown status: not present
+    # unknown (NA) status: not present
+    present = (rows["status"] == "present").to_numpy(dtype=bool)
     # only paths stored twice or not present at the end can be listed: filter before grouping
-    allcode = pd.factorize(rows["path"])[0]
+    allcode, alluniq = pd.factorize(rows["path"])
     cand = np.bincount(allcode, minlength=1)[allcode] >= 2
-    cand |= status.ne("present").to_numpy(dtype=bool)
-    rows = rows.loc[np.isin(allcode, allcode[cand])]
-    rows = rows.sort_values(["path", "layer", "entry"], kind="stable")
-    code, uniq = pd.factorize(rows["path"], sort=False)  # rows are sorted: codes ascend
+    cand |= ~present
+    keep = np.isin(allcode, allcode[cand])
+    # rows in (path, layer, entry) order: only the candidate paths are ranked (in Arrow,
+    # byte-wise, which is code point order as Python compares str); a path's code is its rank
+    kept_codes = allcode[keep]
+    candidates = np.unique(kept_codes)
+    names = pa.array(alluniq.array).take(pa.array(candidates))
+    by_rank = pc.sort_indices(names).to_numpy()
+    rank = np.empty(len(candidates), dtype="int64")
+    rank[by_rank] = np.arange(len(candidates))
+    path_rank = rank[np.searchsorted(candidates, kept_codes)]
+    rows = rows.loc[keep]
+    order = np.lexsort(
+        (rows["entry"].to_numpy(dtype="int64"), rows["layer"].to_numpy(dtype="int64"), path_rank)
+    )
+    rows = rows.iloc[order]
+    code = path_rank[order]
+    uniq = names.take(pa.array(by_rank)).to_numpy(zero_copy_only=False)  # the path of each code
     size = rows["size"].fillna(0).to_numpy(dtype="int64")
-    status = rows["status"].astype("string").fillna("")
-    present = status.eq("present").to_numpy(dtype=bool)
-    deleted_row = status.eq("deleted").to_numpy(dtype=bool)
+    present = (rows["status"] == "present").to_numpy(dtype=bool)
+    deleted_row = (rows["status"] == "deleted").to_numpy(dtype=bool)
     gone = rows["status_layer"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
     sha_code = pd.factorize(rows["sha256"], use_na_sentinel=True)[0]
     num = pd.DataFrame(
@@ -795,7 +818,7 @@ def _path_agg(image: Image) -> _PathAgg:
             "layer": rows["layer"].to_numpy(dtype="int64"),
             "gone": np.where(deleted_row, gone, np.nan),
             "sha": sha_code,  # -1 for a missing hash: counted as one value, like dropna=False
-            "isfile": rows["type"].astype("str").eq("file").to_numpy(dtype=bool),
+            "isfile": (rows["type"] == "file").to_numpy(dtype=bool),
         }
     )
     g = num.groupby("code", sort=True)
@@ -816,7 +839,7 @@ def _path_agg(image: Image) -> _PathAgg:
     agg = pd.DataFrame(
         {
             "code": a.index.to_numpy(dtype="int64"),
-            "path": np.asarray(uniq, dtype=object)[a.index.to_numpy()],
+            "path": uniq[a.index.to_numpy()],
             "count": count,
             "total_size": a["total_size"].to_numpy(dtype="int64"),
             "kept_size": a["kept_size"].to_numpy(dtype="int64"),
