@@ -525,19 +525,21 @@ def _whiteout_sizes(
     """
     is_wh = nodes["is_wh"].to_numpy()
     targets = set(_stripped(nodes.loc[is_wh, "path"]))
-    tgt = pd.Index(sorted(targets))
-    # a node is relevant when it is a target or below one: in the sorted distinct paths, the
-    # descendants of t are exactly the range [t + "/", t + "0") ("0" follows "/")
-    # (Arrow sorts byte-wise, which for UTF-8 is code point order, as Python compares str)
-    upaths = pd.Series(pd.unique(nodes["path"]), dtype="str").sort_values().to_numpy(dtype=object)
-    urel = np.zeros(len(upaths), dtype=bool)
-    for t in tgt:
-        lo, hi = np.searchsorted(upaths, [t, t + "0"])
-        if lo < len(upaths) and upaths[lo] == t:
-            urel[lo] = True
-        lo = np.searchsorted(upaths, t + "/")
-        urel[lo:hi] = True
-    rel = _isin(nodes["path"], upaths[urel].tolist())
+    # a node is relevant when it is a target or below one: mark the targets' path codes, then
+    # spread the mark down the parent links (one vectorised step per level of depth)
+    code = nodes["code"].to_numpy(dtype="int64")
+    pcode = nodes["pcode"].to_numpy(dtype="int64")
+    width = int(max(code.max(initial=-1), pcode.max(initial=-1))) + 1
+    parent_of = np.full(width, width, dtype="int64")  # `width`: a sentinel slot, never marked
+    parent_of[code] = np.where(pcode >= 0, pcode, width)
+    marked = np.zeros(width + 1, dtype=bool)
+    marked[code[_isin(nodes["path"], targets)]] = True
+    while True:
+        spread = marked[:width] | marked[parent_of]
+        if (spread == marked[:width]).all():
+            break
+        marked[:width] = spread
+    rel = marked[code]
     ev = nodes.loc[rel | is_wh].copy()
     ev["spath"] = ev["path"]
     ev.loc[ev["is_wh"], "spath"] = _stripped(ev.loc[ev["is_wh"], "path"])
