@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 __all__ = ["FileRow", "Image", "list_images", "open_image"]
 
 
+#: History fields that are text; another JSON type there is reported and shown as missing.
+_HISTORY_TEXT = ("created", "created_by", "comment", "author")
+
+
 class _Parsed(NamedTuple):
     """A layer whose entries are parsed and whose digests may still be computing."""
 
@@ -454,10 +458,30 @@ class Image:
     # ------------------------------------------------------------------ history
     @cached_property
     def _history_entries(self) -> list[dict[str, Any]]:
-        if self._record.history_override is not None:
-            return self._record.history_override
-        history = self.config.get("history") or []
-        return [h for h in history if isinstance(h, dict)]
+        """The history entries, each field of the expected JSON type (or a warning says why
+        it is shown as missing)."""
+        label = self._record.config_label
+        history = self._record.history_override
+        if history is None:
+            history = self.config.get("history")
+            if history is None:
+                return []
+            if not isinstance(history, list):
+                self.warnings.append(f"{label}: history is not a list: ignored")
+                return []
+        out = []
+        for n, h in enumerate(history):
+            if not isinstance(h, dict):
+                self.warnings.append(f"{label}: history[{n}] is not an object: ignored")
+                continue
+            bad = [k for k in _HISTORY_TEXT if h.get(k) is not None and not isinstance(h[k], str)]
+            if bad:
+                h = {**h, **dict.fromkeys(bad)}
+                self.warnings.append(
+                    f"{label}: history[{n}] {', '.join(bad)} not text: shown as missing"
+                )
+            out.append(h)
+        return out
 
     @cached_property
     def _pairing(self) -> list[int | None]:
@@ -590,7 +614,7 @@ class Image:
         return pd.DataFrame(
             {
                 "layer": np.repeat(np.arange(len(entries), dtype="int64"), counts),
-                "entry": np.concatenate([np.arange(c, dtype="int64") for c in counts] or [[]]),
+                "entry": np.concatenate([np.arange(c, dtype="int64") for c in [0, *counts]]),
                 "path": F.string([e.path for e in flat]),
                 "type": F.category([e.type for e in flat], F.FILE_TYPES),
                 "size": F.ints([e.size for e in flat]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import io
@@ -10,6 +11,7 @@ import random
 import tarfile
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -294,5 +296,97 @@ def test_headers_with_any_field_content_give_frames_or_a_clear_error(rng: random
             for row in frames[1].itertuples():
                 if row.type == "file":
                     img.read_entry(row.layer, row.entry)
+        except errors.LayerForensicsError as e:
+            assert str(p) in str(e)
+
+
+def test_image_without_layers_gives_empty_frames(tmp_path: Path) -> None:
+    ImageBuilder().save_docker(tmp_path / "empty.tar")
+    img = lf.open_image(tmp_path / "empty.tar")
+    assert img.layer_count == 0
+    for frame in (img.layers, img.history, img.files, img.changes, img.deleted, img.filesystem()):
+        assert len(frame) == 0
+    assert img.files["entry"].dtype == "int64"
+
+
+# Values a damaged or hand-made document may hold where another type belongs.
+_ODD_JSON = [
+    None,
+    0,
+    -1,
+    1.5,
+    "",
+    "x",
+    [],
+    {},
+    [1],
+    {"a": 1},
+    True,
+    "sha256:zz",
+    "../../etc/passwd",
+]
+
+
+@pytest.fixture(scope="module")
+def json_fuzz_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+    b = ImageBuilder()
+    b.layer([File("/etc/a", b"hello")], created_by="RUN a")
+    b.layer([File("/etc/b", b"x" * 300)], created_by="RUN b")
+    out = {}
+    for kind in ("docker", "oci"):
+        p = tmp_path_factory.mktemp("json-fuzz") / f"{kind}.tar"
+        (b.save_docker if kind == "docker" else b.save_oci)(p)
+        with tarfile.open(p) as t:
+            out[kind] = [(m, t.extractfile(m).read() if m.isfile() else None) for m in t]
+    return out
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rng=st.randoms(use_true_random=False))
+def test_json_documents_of_any_shape_give_frames_or_a_clear_error(
+    json_fuzz_sources: dict[str, list], rng: random.Random
+) -> None:
+    # One value anywhere in manifest.json, index.json, a manifest or the config is replaced by a
+    # value of another JSON type, or removed.
+    kind = rng.choice(sorted(json_fuzz_sources))
+    members = json_fuzz_sources[kind]
+    docs = [i for i, (_m, d) in enumerate(members) if d is not None and d[:1] in (b"{", b"[")]
+    target = rng.choice(docs)
+    doc = json.loads(members[target][1])
+    slots: list[tuple[dict | list, str | int]] = []
+
+    def collect(value: object) -> None:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            slots.append((value, key))
+            if isinstance(child, dict | list):
+                collect(child)
+
+    collect(doc)
+    container, key = rng.choice(slots)
+    if isinstance(container, dict) and rng.random() < 0.3:
+        del container[key]
+    else:
+        container[key] = rng.choice(_ODD_JSON)  # type: ignore[index]
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "img.tar"
+        with tarfile.open(p, "w") as t:
+            for i, (member, data) in enumerate(members):
+                member = copy.copy(member)
+                if i == target:
+                    data = json.dumps(doc).encode()
+                if data is None:
+                    t.addfile(member)
+                else:
+                    member.size = len(data)
+                    t.addfile(member, io.BytesIO(data))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lf.list_images(p)
+                img = lf.open_image(p)
+                _ = img.layers, img.history, img.files, img.changes, img.filesystem(), img.deleted
+                img.dockerfile()
+                img.secrets()
         except errors.LayerForensicsError as e:
             assert str(p) in str(e)

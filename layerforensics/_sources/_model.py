@@ -108,6 +108,72 @@ def parse_json(data: bytes, label: str) -> Any:
         raise InvalidJSONError(label, f"not valid JSON ({exc})") from None
 
 
+_KINDS: dict[type, str] = {dict: "an object", list: "a list", str: "a string", int: "a number"}
+
+
+def _describe(value: Any) -> str:
+    for kind, name in _KINDS.items():
+        if isinstance(value, kind) and not isinstance(value, bool):
+            return name
+    return "a boolean" if isinstance(value, bool) else "a number"
+
+
+def json_field(obj: dict[str, Any], key: str, kind: type, label: str, where: str = "") -> Any:
+    """``obj[key]`` when it is of the JSON type ``kind`` (``dict``, ``list``, ``str``, ``int``);
+    None when absent or null.
+
+    Raises
+    ------
+    InvalidJSONError
+        The value has another type: the message names the file and the field.
+    """
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidJSONError(
+            label, f"{where}{key} is {_describe(value)}, expected {_KINDS[kind]}"
+        )
+    return value
+
+
+def json_strings(obj: dict[str, Any], key: str, label: str, where: str = "") -> list[str]:
+    """``obj[key]`` as a list of strings (empty when absent or null); see :func:`json_field`."""
+    values = json_field(obj, key, list, label, where) or []
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise InvalidJSONError(
+                label, f"{where}{key}[{i}] is {_describe(value)}, expected a string"
+            )
+    return values
+
+
+def json_objects(obj: dict[str, Any], key: str, label: str, where: str = "") -> list[dict]:
+    """``obj[key]`` as a list of objects (empty when absent or null); see :func:`json_field`."""
+    values = json_field(obj, key, list, label, where) or []
+    for i, value in enumerate(values):
+        if not isinstance(value, dict):
+            raise InvalidJSONError(
+                label, f"{where}{key}[{i}] is {_describe(value)}, expected an object"
+            )
+    return values
+
+
+def diff_ids_of(config: dict[str, Any], label: str) -> list[str]:
+    """The config's ``rootfs.diff_ids`` (empty when it has none)."""
+    rootfs = json_field(config, "rootfs", dict, label) or {}
+    return json_strings(rootfs, "diff_ids", label, "rootfs.")
+
+
+def v1_command(meta: dict[str, Any]) -> str:
+    """The build command a v1 layer json records (``container_config.Cmd``), as one string."""
+    container_config = meta.get("container_config")
+    cmd = container_config.get("Cmd") if isinstance(container_config, dict) else None
+    if isinstance(cmd, list):
+        return " ".join(map(str, cmd))
+    return "" if cmd is None else str(cmd)
+
+
 def digest_from_name(name: str) -> str | None:
     """``sha256:<hex>`` when a member name is a content address (``blobs/sha256/<hex>``...)."""
     base = name.rsplit("/", 1)[-1]
@@ -125,7 +191,7 @@ def digest_from_name(name: str) -> str | None:
 def platform_of(config: dict[str, Any]) -> str | None:
     os_ = config.get("os")
     arch = config.get("architecture")
-    if not os_ or not arch:
+    if not isinstance(os_, str) or not isinstance(arch, str) or not os_ or not arch:
         return None
     variant = config.get("variant")
-    return f"{os_}/{arch}/{variant}" if variant else f"{os_}/{arch}"
+    return f"{os_}/{arch}/{variant}" if isinstance(variant, str) and variant else f"{os_}/{arch}"

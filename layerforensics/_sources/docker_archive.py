@@ -13,7 +13,17 @@ from typing import Any
 
 from .._container import Container
 from ..errors import InvalidJSONError, MissingBlobError, NotAnImageError
-from ._model import HEX64, ImageRecord, LayerBlob, digest_from_name, load_json, platform_of
+from ._model import (
+    HEX64,
+    ImageRecord,
+    LayerBlob,
+    diff_ids_of,
+    digest_from_name,
+    json_field,
+    load_json,
+    platform_of,
+    v1_command,
+)
 
 
 def discover_docker_archive(container: Container) -> list[ImageRecord]:
@@ -42,20 +52,24 @@ def discover_docker_archive(container: Container) -> list[ImageRecord]:
                 container.label(config_name), "config named by manifest.json is missing"
             )
         config_bytes = container.read(config_name)
-        config = _parse_config(config_bytes, container.label(config_name))
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        sources = entry.get("LayerSources") or {}
+        config_label = container.label(config_name)
+        config = _parse_config(config_bytes, config_label)
+        diff_ids = diff_ids_of(config, config_label)
+        where = f"entry {i}: "
+        sources = json_field(entry, "LayerSources", dict, label, where) or {}
         blobs = []
         for n, member in enumerate(layers):
             expected = diff_ids[n] if n < len(diff_ids) else None
-            descriptor = sources.get(expected, {}) if isinstance(sources, dict) else {}
+            descriptor = sources.get(expected) or {}
+            if not isinstance(descriptor, dict):
+                raise InvalidJSONError(label, f"{where}LayerSources[{expected!r}] is not an object")
             blobs.append(
                 LayerBlob(
                     member=member,
                     declared_digest=digest_from_name(member) if "blobs/" in member else None,
                     expected_diff_id=expected,
-                    media_type=descriptor.get("mediaType"),
-                    declared_size=descriptor.get("size"),
+                    media_type=json_field(descriptor, "mediaType", str, label, where),
+                    declared_size=json_field(descriptor, "size", int, label, where),
                 )
             )
         fmt = "docker-archive"
@@ -67,7 +81,11 @@ def discover_docker_archive(container: Container) -> list[ImageRecord]:
             config_bytes=config_bytes,
             config_label=container.label(config_name),
             layers=blobs,
-            tags=[t for t in (entry.get("RepoTags") or []) if isinstance(t, str)],
+            tags=[
+                t
+                for t in (json_field(entry, "RepoTags", list, label, where) or [])
+                if isinstance(t, str)
+            ],
             config_digest=digest_from_name(config_name),
             platform=platform_of(config),
         )
@@ -113,15 +131,18 @@ def discover_v1_repositories(container: Container) -> list[ImageRecord]:
                     container.label(f"{current}/json"),
                     "v1 layer metadata named in the chain is missing",
                 )
+            meta_label = container.label(f"{current}/json")
             meta = load_json(container, f"{current}/json")
+            if not isinstance(meta, dict):
+                raise InvalidJSONError(meta_label, "v1 layer metadata is not a JSON object")
             chain.append((current, meta))
-            current = meta.get("parent")
+            current = json_field(meta, "parent", str, meta_label)
             if len(chain) > 10_000:
                 raise InvalidJSONError(label, "v1 parent chain loops")
         chain.reverse()  # base first
         config_bytes, config_label, config_digest = _v1_config(container, chain)
         config = _parse_config(config_bytes, config_label)
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        diff_ids = diff_ids_of(config, config_label)
         blobs = [
             LayerBlob(
                 member=f"{v1id}/layer.tar",
@@ -159,20 +180,19 @@ def _v1_config(
             data = container.read(name)
             try:
                 config = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                continue
-            diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-            if isinstance(config, dict) and len(diff_ids) == len(chain):
+                diff_ids = diff_ids_of(config, name) if isinstance(config, dict) else []
+            except (UnicodeDecodeError, json.JSONDecodeError, InvalidJSONError):
+                continue  # not the config this chain needs
+            if diff_ids and len(diff_ids) == len(chain):
                 return data, container.label(name), f"sha256:{stem}"
     top = chain[-1][0]
     return container.read(f"{top}/json"), container.label(f"{top}/json"), None
 
 
 def _v1_history(meta: dict[str, Any]) -> dict[str, Any]:
-    cmd = (meta.get("container_config") or {}).get("Cmd") or []
     return {
         "created": meta.get("created"),
-        "created_by": " ".join(cmd) if isinstance(cmd, list) else str(cmd),
+        "created_by": v1_command(meta),
         "author": meta.get("author"),
         "comment": meta.get("comment"),
     }

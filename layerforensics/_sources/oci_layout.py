@@ -11,11 +11,22 @@ containerd-store save keeps only the local platform) is skipped with a note.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .._container import Container
 from ..errors import ArtifactError, InvalidJSONError, MissingBlobError, NotAnImageError
-from ._model import ImageRecord, LayerBlob, load_json, parse_json, platform_of
+from ._model import (
+    ImageRecord,
+    LayerBlob,
+    diff_ids_of,
+    json_field,
+    json_objects,
+    load_json,
+    parse_json,
+    platform_of,
+    v1_command,
+)
 
 IMAGE_CONFIG_TYPES = frozenset(
     {
@@ -26,9 +37,23 @@ IMAGE_CONFIG_TYPES = frozenset(
 ATTESTATION = "attestation-manifest"
 
 
+# The OCI digest grammar: algorithm ":" encoded.
+_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+
+
 def _blob_name(digest: str) -> str:
     alg, _, hexpart = digest.partition(":")
     return f"blobs/{alg}/{hexpart}"
+
+
+def _digest(desc: dict[str, Any], key: str, label: str, where: str) -> str:
+    """A descriptor's digest, checked against the OCI grammar (it becomes a blob path)."""
+    digest = json_field(desc, key, str, label, where)
+    if digest is None:
+        raise InvalidJSONError(label, f"{where}has no {key}")
+    if not _DIGEST.match(digest):
+        raise InvalidJSONError(label, f"{where}{key} {digest[:80]!r} is not a digest")
+    return digest
 
 
 def discover_oci_layout(container: Container) -> list[ImageRecord]:
@@ -70,12 +95,14 @@ class _Walker:
         if not isinstance(manifests, list):
             raise InvalidJSONError(label, "`manifests` is not a list")
         for n, desc in enumerate(manifests):
-            if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
-                raise InvalidJSONError(label, f"descriptor {n} has no digest")
-            annotations = desc.get("annotations") or {}
+            where = f"manifests[{n}]."
+            if not isinstance(desc, dict):
+                raise InvalidJSONError(label, f"manifests[{n}] is not an object")
+            digest = _digest(desc, "digest", label, where)
+            annotations = json_field(desc, "annotations", dict, label, where) or {}
             if annotations.get("vnd.docker.reference.type") == ATTESTATION:
                 continue
-            desc_platform = desc.get("platform") or {}
+            desc_platform = json_field(desc, "platform", dict, label, where) or {}
             plat = platform
             if desc_platform.get("os"):
                 if desc_platform.get("os") == "unknown":
@@ -84,11 +111,11 @@ class _Walker:
             name_ref = annotations.get("io.containerd.image.name") or annotations.get(
                 "org.opencontainers.image.ref.name"
             )
-            this_ref = name_ref or ref
-            blob = _blob_name(desc["digest"])
+            this_ref = name_ref if isinstance(name_ref, str) and name_ref else ref
+            blob = _blob_name(digest)
             if not self.c.exists(blob):
                 if plat and depth > 0:
-                    self.skipped.append(f"platform {plat}: blob {desc['digest']} absent")
+                    self.skipped.append(f"platform {plat}: blob {digest} absent")
                     continue
                 raise MissingBlobError(self.c.label(blob), "manifest named by the index is missing")
             data = self.c.read(blob)
@@ -98,7 +125,7 @@ class _Walker:
             if "manifests" in doc:
                 self.walk_index(doc, self.c.label(blob), this_ref, plat, depth + 1)
             elif "layers" in doc and "config" in doc:
-                self.add_manifest(doc, desc["digest"], this_ref, plat)
+                self.add_manifest(doc, digest, this_ref, plat)
             elif "fsLayers" in doc:
                 self.records.append(schema1_record(self.c, doc, this_ref, "oci-layout"))
             else:
@@ -108,9 +135,10 @@ class _Walker:
     def add_manifest(
         self, manifest: dict[str, Any], digest: str, ref: str | None, platform: str | None
     ) -> None:
-        config_desc = manifest.get("config") or {}
-        config_type = config_desc.get("mediaType")
-        artifact = manifest.get("artifactType")
+        label = self.c.label(_blob_name(digest))
+        config_desc = json_field(manifest, "config", dict, label) or {}
+        config_type = json_field(config_desc, "mediaType", str, label, "config.")
+        artifact = json_field(manifest, "artifactType", str, label)
         if config_type not in IMAGE_CONFIG_TYPES or artifact:
             kind = artifact or config_type
             self.artifacts.append(f"{digest} is an OCI artifact of type {kind!r}")
@@ -127,10 +155,10 @@ def manifest_record(
     fmt: str,
     blob_name: Any = _blob_name,
 ) -> ImageRecord:
-    config_desc = manifest.get("config") or {}
-    if not isinstance(config_desc.get("digest"), str):
-        raise InvalidJSONError(c.label(str(digest)), "manifest has no config digest")
-    config_name = blob_name(config_desc["digest"])
+    label = c.label(blob_name(digest) if digest else "manifest.json")
+    config_desc = json_field(manifest, "config", dict, label) or {}
+    config_digest = _digest(config_desc, "digest", label, "config.")
+    config_name = blob_name(config_digest)
     if not c.exists(config_name):
         raise MissingBlobError(
             c.label(config_name), "image config named by the manifest is missing"
@@ -139,19 +167,18 @@ def manifest_record(
     config = parse_json(config_bytes, c.label(config_name))
     if not isinstance(config, dict):
         raise InvalidJSONError(c.label(config_name), "image config is not a JSON object")
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    layer_descs = manifest.get("layers") or []
+    diff_ids = diff_ids_of(config, c.label(config_name))
     blobs = []
-    for n, desc in enumerate(layer_descs):
-        if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
-            raise InvalidJSONError(c.label(config_name), f"layer descriptor {n} has no digest")
+    for n, desc in enumerate(json_objects(manifest, "layers", label)):
+        where = f"layers[{n}]."
+        layer_digest = _digest(desc, "digest", label, where)
         blobs.append(
             LayerBlob(
-                member=blob_name(desc["digest"]),
-                declared_digest=desc["digest"],
+                member=blob_name(layer_digest),
+                declared_digest=layer_digest,
                 expected_diff_id=diff_ids[n] if n < len(diff_ids) else None,
-                media_type=desc.get("mediaType"),
-                declared_size=desc.get("size"),
+                media_type=json_field(desc, "mediaType", str, label, where),
+                declared_size=json_field(desc, "size", int, label, where),
             )
         )
     record = ImageRecord(
@@ -161,7 +188,7 @@ def manifest_record(
         config_label=c.label(config_name),
         layers=blobs,
         tags=[ref] if ref else [],
-        config_digest=config_desc["digest"],
+        config_digest=config_digest,
         platform=platform_of(config) or platform,
         manifest_digest=digest,
     )
@@ -174,28 +201,30 @@ def schema1_record(
     c: Container, manifest: dict[str, Any], ref: str | None, fmt: str, blob_name: Any = _blob_name
 ) -> ImageRecord:
     """Docker schema1: layers listed top first, history as ``v1Compatibility`` strings."""
-    fs_layers = list(reversed(manifest.get("fsLayers") or []))
-    v1 = [
-        parse_json(h.get("v1Compatibility", "{}").encode(), c.path)
-        for h in reversed(manifest.get("history") or [])
-    ]
+    label = c.path
+    fs_layers = list(reversed(json_objects(manifest, "fsLayers", label)))
+    v1 = []
+    for n, h in enumerate(reversed(json_objects(manifest, "history", label))):
+        text = json_field(h, "v1Compatibility", str, label, "history[].") or "{}"
+        meta = parse_json(text.encode(), label)
+        if not isinstance(meta, dict):
+            raise InvalidJSONError(label, f"history entry {n} (from the top) is not an object")
+        v1.append(meta)
     blobs = []
     history = []
     for layer, meta in zip(fs_layers, v1, strict=False):
-        cmd = (meta.get("container_config") or {}).get("Cmd") or []
         empty = bool(meta.get("throwaway"))
         history.append(
             {
                 "created": meta.get("created"),
-                "created_by": " ".join(cmd) if isinstance(cmd, list) else str(cmd),
+                "created_by": v1_command(meta),
                 "author": meta.get("author"),
                 "empty_layer": empty,
             }
         )
         if not empty:
-            blobs.append(
-                LayerBlob(member=blob_name(layer["blobSum"]), declared_digest=layer["blobSum"])
-            )
+            blob_sum = _digest(layer, "blobSum", label, "fsLayers[].")
+            blobs.append(LayerBlob(member=blob_name(blob_sum), declared_digest=blob_sum))
     top = v1[-1] if v1 else {}
     config_bytes = json.dumps(top).encode()
     tag = manifest.get("tag")

@@ -7,6 +7,7 @@ Each function yields :class:`Field` records (a name such as ``Env[3]`` or
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterator, Mapping
@@ -158,18 +159,30 @@ def _join(value: Any) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _container_fields(cfg: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str, bool]]:
-    for i, e in enumerate(cfg.get("Env") or []):
+def _container_fields(cfg: Any, prefix: str) -> Iterator[tuple[str, str, bool]]:
+    # Damaged or hand-made configs put anything anywhere: whatever is not of the expected
+    # shape is scanned as its JSON text rather than skipped.
+    if not isinstance(cfg, Mapping):
+        yield prefix.rstrip(".") or "config", json.dumps(cfg, default=str), False
+        return
+    env = cfg.get("Env") or []
+    for i, e in enumerate(env if isinstance(env, list) else [env]):
         yield f"{prefix}Env[{i}]", str(e), "=" in str(e)
-    for k, v in (cfg.get("Labels") or {}).items():
-        yield f"{prefix}Labels.{k}", f"{k}={v}", True
+    labels = cfg.get("Labels") or {}
+    if isinstance(labels, Mapping):
+        for k, v in labels.items():
+            yield f"{prefix}Labels.{k}", f"{k}={v}", True
+    else:
+        yield f"{prefix}Labels", str(labels), False
     for key in ("Cmd", "Entrypoint"):
         if cfg.get(key):
             yield f"{prefix}{key}", _join(cfg[key]), False
     hc = cfg.get("Healthcheck") or {}
-    if hc.get("Test"):
-        yield f"{prefix}Healthcheck.Test", _join(hc["Test"]), False
-    for i, ob in enumerate(cfg.get("OnBuild") or []):
+    test = hc.get("Test") if isinstance(hc, Mapping) else hc
+    if test:
+        yield f"{prefix}Healthcheck.Test", _join(test), False
+    onbuild = cfg.get("OnBuild") or []
+    for i, ob in enumerate(onbuild if isinstance(onbuild, list) else [onbuild]):
         yield f"{prefix}OnBuild[{i}]", str(ob), False
     if cfg.get("User"):
         yield f"{prefix}User", str(cfg["User"]), False
