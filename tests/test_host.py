@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import tarfile
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO_ROOT, require_shared_data
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from layerforensics.errors import LayerForensicsError
 from layerforensics.host import open_host
@@ -319,3 +322,88 @@ def test_evidence_without_xattrs_warns_that_opaque_dirs_are_unknown(tmp_path: Pa
         warned.append([w for w in container.image.warnings if "extended attributes" in w])
     assert warned[0] == []
     assert len(warned[1]) == 1 and "tar --xattrs" in warned[1][0]
+
+
+# Values a damaged metadata file may hold where another type belongs.
+_ODD_JSON = [None, 0, -1, 1.5, "", "x", [], {}, [1], {"a": 1}, True, "../../etc/passwd"]
+_ODD_TEXT = [b"", b"garbage\n", b"sha256:" + b"0" * 64, b"../../../etc", b"\x00\xff\x01"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(rng=st.randoms(use_true_random=False))
+def test_damaged_metadata_gives_answers_with_notes_or_a_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, rng: random.Random
+) -> None:
+    # One value of one JSON file (repositories.json, an image config, config.v2.json...) gets
+    # another type, or one small id/size file gets garbage: the host must still be read, with
+    # the damaged record left out and named in a note, or fail with a LayerForensicsError.
+    root = tmp_path_factory.mktemp("damaged") / "docker"
+    with tarfile.open(TREE) as t:
+        t.extractall(root, filter="tar")
+    jsons, texts = [], []
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink() or not p.is_file() or "/diff/" in str(p) or p.suffix in (".gz", ".db"):
+            continue
+        data = p.read_bytes()
+        if data[:1] in (b"{", b"["):
+            jsons.append(p)
+        elif p.suffix != ".log" and b"\x00" not in data and len(data) < 200:
+            texts.append(p)
+    if rng.random() < 0.75:
+        target = rng.choice(jsons)
+        doc = json.loads(target.read_bytes())
+        slots: list[tuple[dict | list, str | int]] = []
+
+        def collect(value: object) -> None:
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in items:
+                slots.append((value, key))
+                if isinstance(child, dict | list):
+                    collect(child)
+
+        collect(doc)
+        container, key = rng.choice(slots)
+        if isinstance(container, dict) and rng.random() < 0.3:
+            del container[key]
+        else:
+            container[key] = rng.choice(_ODD_JSON)  # type: ignore[index]
+        target.write_text(json.dumps(doc))
+    else:
+        rng.choice(texts).write_bytes(rng.choice(_ODD_TEXT))
+    try:
+        host = open_host(root)
+        for image_id in host.images["image_id"]:
+            img = host.image(image_id)
+            _ = img.layers, img.history, img.files, img.changes, img.filesystem(), img.deleted
+        for container_id in host.containers["id"]:
+            c = host.container(container_id)
+            _ = c.changes, c.filesystem(), c.logs
+        host.timeline()
+        host.verify()
+    except LayerForensicsError as e:
+        assert str(root) in str(e)
+
+
+def test_damaged_records_are_named_in_the_warnings(tmp_path: Path) -> None:
+    root = tmp_path / "docker"
+    with tarfile.open(TREE) as t:
+        t.extractall(root, filter="tar")
+    clean = open_host(root)
+    n_images, n_containers = len(clean.images), len(clean.containers)
+    size_file = sorted(root.glob("image/overlay2/layerdb/sha256/*/size"))[0]
+    size_file.write_text("12 kB")  # not a number: the image stays, its size counts 0 for it
+    config = sorted(root.glob("containers/*/config.v2.json"))[0]
+    doc = json.loads(config.read_text())
+    doc["State"] = "running"  # not an object: the container stays, its state is unknown
+    config.write_text(json.dumps(doc))
+    content = sorted(root.glob("image/overlay2/imagedb/content/sha256/*"))
+    broken = json.loads(content[0].read_text())
+    broken["rootfs"] = ["not", "an", "object"]  # this image cannot be rebuilt: left out
+    content[0].write_text(json.dumps(broken))
+    host = open_host(root)
+    assert len(host.images) == n_images - 1
+    containers = host.containers
+    assert len(containers) == n_containers
+    assert containers["state"].isna().all()
+    assert any("not a size ('12 kB')" in w for w in host.warnings)
+    assert any(content[0].name in w and "damaged" in w and "left out" in w for w in host.warnings)

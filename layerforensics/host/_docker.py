@@ -10,6 +10,8 @@ import base64
 import hashlib
 import json
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,25 @@ def _json(fs: HostFS, rel: str) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptArchiveError(fs.label(rel), f"not valid JSON ({exc})") from None
+
+
+#: What reading a damaged metadata record raises: a field of the wrong JSON type, a number
+#: field holding text, a missing key.
+_DAMAGE = (TypeError, ValueError, AttributeError, KeyError, IndexError)
+
+
+@contextmanager
+def skip_damaged(notes: list[str], label: str, what: str) -> Iterator[None]:
+    """Run one evidence record's block; if the record is damaged, note it and go on.
+
+    A seized host's metadata can be partly corrupt: one damaged ``config.v2.json`` or
+    ``images.json`` entry must not hide every other image and container. The note names the
+    file and what was wrong; the record is left out of the answer.
+    """
+    try:
+        yield
+    except _DAMAGE as exc:
+        notes.append(f"{label}: {what} is damaged ({type(exc).__name__}: {exc}); left out")
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -142,6 +163,14 @@ class DockerRoot(StorageRoot):
         parent = self.j("vfs", "dir", parent_cache) if parent_cache else None
         return DiskLayer(self.j("vfs", "dir", cache_id), "full", tar_split, parent, label=label)
 
+    def _size(self, rel: str) -> int:
+        """A layer's recorded size (0, with a note, when the file holds no number)."""
+        text = self.fs.read_text(rel, "0") or "0"
+        if text.isdigit():
+            return int(text)
+        self.notes.append(f"{self.fs.label(rel)}: not a size ({text[:40]!r}); counted as 0")
+        return 0
+
     def _tags(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         tags: dict[str, list[str]] = {}
         digests: dict[str, list[str]] = {}
@@ -151,21 +180,23 @@ class DockerRoot(StorageRoot):
             )
             if name is None:
                 return tags, digests
-            repos = _json(self.fs, self.j(name)).get("Repositories") or {}
-            for repo, entries in repos.items():
-                for tag, image_id in (entries or {}).items():
-                    tags.setdefault(str(image_id), []).append(f"{repo}:{tag}")
+            with skip_damaged(self.notes, self.fs.label(self.j(name)), "the tag list"):
+                repos = _json(self.fs, self.j(name)).get("Repositories") or {}
+                for repo, entries in repos.items():
+                    for tag, image_id in (entries or {}).items():
+                        tags.setdefault(str(image_id), []).append(f"{repo}:{tag}")
             return tags, digests
         rel = posixpath.join(self.image_dir, "repositories.json")
         if not self.fs.is_file(rel):
             return tags, digests
-        repos = _json(self.fs, rel).get("Repositories") or {}
-        for _repo, entries in repos.items():
-            for ref, image_id in (entries or {}).items():
-                if "@" in ref:
-                    digests.setdefault(str(image_id), []).append(ref)
-                else:
-                    tags.setdefault(str(image_id), []).append(ref)
+        with skip_damaged(self.notes, self.fs.label(rel), "the tag list"):
+            repos = _json(self.fs, rel).get("Repositories") or {}
+            for _repo, entries in repos.items():
+                for ref, image_id in (entries or {}).items():
+                    if "@" in ref:
+                        digests.setdefault(str(image_id), []).append(ref)
+                    else:
+                        tags.setdefault(str(image_id), []).append(ref)
         return tags, digests
 
     def images(self) -> list[HostImageRecord]:
@@ -178,50 +209,53 @@ class DockerRoot(StorageRoot):
         for hexid in fs.listdir(content):
             image_id = f"sha256:{hexid}"
             rel = posixpath.join(content, hexid)
-            config_bytes = fs.read(rel)
-            try:
-                config = json.loads(config_bytes)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                self.notes.append(f"{fs.label(rel)}: image config is not JSON; skipped")
-                continue
-            diff_ids = list(((config.get("rootfs") or {}).get("diff_ids")) or [])
-            chains = chain_ids(diff_ids)
-            layers = []
-            size = 0
-            parent_cache: str | None = None
-            for n, chain in enumerate(chains):
-                ldir = posixpath.join(self.image_dir, "layerdb", "sha256", chain.split(":", 1)[1])
-                cache_id = fs.read_text(posixpath.join(ldir, "cache-id"))
-                size += int(fs.read_text(posixpath.join(ldir, "size"), "0") or 0)
-                if cache_id is None:
-                    self.notes.append(f"{fs.label(ldir)}: layer {n} of {image_id} missing")
-                    cache_id = "<missing>"
-                split = posixpath.join(ldir, "tar-split.json.gz")
-                layers.append(
-                    self._layer_dir(
-                        cache_id,
-                        parent_cache,
-                        split if fs.is_file(split) else None,
-                        f"{fs.label(self.j(self.driver, cache_id))} (layer {n})",
+            with skip_damaged(self.notes, fs.label(rel), "the image config or its layer records"):
+                config_bytes = fs.read(rel)
+                try:
+                    config = json.loads(config_bytes)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    self.notes.append(f"{fs.label(rel)}: image config is not JSON; skipped")
+                    continue
+                diff_ids = list(((config.get("rootfs") or {}).get("diff_ids")) or [])
+                chains = chain_ids(diff_ids)
+                layers = []
+                size = 0
+                parent_cache: str | None = None
+                for n, chain in enumerate(chains):
+                    ldir = posixpath.join(
+                        self.image_dir, "layerdb", "sha256", chain.split(":", 1)[1]
+                    )
+                    cache_id = fs.read_text(posixpath.join(ldir, "cache-id"))
+                    size += self._size(posixpath.join(ldir, "size"))
+                    if cache_id is None:
+                        self.notes.append(f"{fs.label(ldir)}: layer {n} of {image_id} missing")
+                        cache_id = "<missing>"
+                    split = posixpath.join(ldir, "tar-split.json.gz")
+                    layers.append(
+                        self._layer_dir(
+                            cache_id,
+                            parent_cache,
+                            split if fs.is_file(split) else None,
+                            f"{fs.label(self.j(self.driver, cache_id))} (layer {n})",
+                        )
+                    )
+                    parent_cache = cache_id
+                meta = posixpath.join(self.image_dir, "imagedb", "metadata", "sha256", hexid)
+                out.append(
+                    HostImageRecord(
+                        image_id=image_id,
+                        config_bytes=config_bytes,
+                        config_label=fs.label(rel),
+                        layers=layers,
+                        diff_ids=diff_ids,
+                        chain_ids=chains,
+                        tags=sorted(tags.get(image_id, [])),
+                        digests=sorted(digests.get(image_id, [])),
+                        last_updated=fs.read_text(posixpath.join(meta, "lastUpdated")),
+                        format=f"docker-{self.driver}",
+                        size=size,
                     )
                 )
-                parent_cache = cache_id
-            meta = posixpath.join(self.image_dir, "imagedb", "metadata", "sha256", hexid)
-            out.append(
-                HostImageRecord(
-                    image_id=image_id,
-                    config_bytes=config_bytes,
-                    config_label=fs.label(rel),
-                    layers=layers,
-                    diff_ids=diff_ids,
-                    chain_ids=chains,
-                    tags=sorted(tags.get(image_id, [])),
-                    digests=sorted(digests.get(image_id, [])),
-                    last_updated=fs.read_text(posixpath.join(meta, "lastUpdated")),
-                    format=f"docker-{self.driver}",
-                    size=size,
-                )
-            )
         return out
 
     def _images_v1(self) -> list[HostImageRecord]:
@@ -234,46 +268,51 @@ class DockerRoot(StorageRoot):
         for v1id in fs.listdir(graph):
             rel = posixpath.join(graph, v1id, "json")
             if fs.is_file(rel):
-                metas[v1id] = _json(fs, rel)
+                meta = _json(fs, rel)
+                if isinstance(meta, dict):
+                    metas[v1id] = meta
+                else:
+                    self.notes.append(f"{fs.label(rel)}: not a JSON object; layer left out")
         parents = {m.get("parent") for m in metas.values()}
         out = []
         for top in metas:
             if top in parents and top not in tags:
                 continue  # an intermediate layer of a tagged image
-            chain = []
-            cur: str | None = top
-            while cur and cur in metas and len(chain) < 10_000:
-                chain.append(cur)
-                cur = metas[cur].get("parent")
-            chain.reverse()
-            layers = []
-            size = 0
-            for n, v1id in enumerate(chain):
-                split = posixpath.join(graph, v1id, "tar-data.json.gz")
-                size += int(fs.read_text(posixpath.join(graph, v1id, "layersize"), "0") or 0)
-                layers.append(
-                    DiskLayer(
-                        self.j("aufs", "diff", v1id),
-                        "aufs",
-                        split if fs.is_file(split) else None,
-                        label=f"{fs.label(self.j('aufs', 'diff', v1id))} (layer {n})",
+            with skip_damaged(self.notes, fs.label(graph), f"the layer chain of {top}"):
+                chain = []
+                cur: str | None = top
+                while cur and cur in metas and len(chain) < 10_000:
+                    chain.append(cur)
+                    cur = metas[cur].get("parent")
+                chain.reverse()
+                layers = []
+                size = 0
+                for n, v1id in enumerate(chain):
+                    split = posixpath.join(graph, v1id, "tar-data.json.gz")
+                    size += self._size(posixpath.join(graph, v1id, "layersize"))
+                    layers.append(
+                        DiskLayer(
+                            self.j("aufs", "diff", v1id),
+                            "aufs",
+                            split if fs.is_file(split) else None,
+                            label=f"{fs.label(self.j('aufs', 'diff', v1id))} (layer {n})",
+                        )
+                    )
+                config_bytes = fs.read(posixpath.join(graph, top, "json"))
+                out.append(
+                    HostImageRecord(
+                        image_id=top,
+                        config_bytes=config_bytes,
+                        config_label=fs.label(posixpath.join(graph, top, "json")),
+                        layers=layers,
+                        diff_ids=[],
+                        chain_ids=chain,
+                        tags=sorted(tags.get(top, [])),
+                        history_override=[_v1_history(metas[c]) for c in chain],
+                        format=f"docker-v1-{self.driver}",
+                        size=size,
                     )
                 )
-            config_bytes = fs.read(posixpath.join(graph, top, "json"))
-            out.append(
-                HostImageRecord(
-                    image_id=top,
-                    config_bytes=config_bytes,
-                    config_label=fs.label(posixpath.join(graph, top, "json")),
-                    layers=layers,
-                    diff_ids=[],
-                    chain_ids=chain,
-                    tags=sorted(tags.get(top, [])),
-                    history_override=[_v1_history(metas[c]) for c in chain],
-                    format=f"docker-v1-{self.driver}",
-                    size=size,
-                )
-            )
         return out
 
     # ------------------------------------------------------------------ containers
@@ -289,55 +328,56 @@ class DockerRoot(StorageRoot):
             )
             if not fs.is_file(posixpath.join(cdir, name)):
                 continue
-            config = _json(fs, posixpath.join(cdir, name))
-            hostconfig_rel = posixpath.join(cdir, "hostconfig.json")
-            hostconfig = _json(fs, hostconfig_rel) if fs.is_file(hostconfig_rel) else {}
-            mount_id: str | None = None
-            if self.v1:
-                mount_id = cid
-            else:
-                mdir = posixpath.join(self.image_dir, "layerdb", "mounts", cid)
-                mount_id = fs.read_text(posixpath.join(mdir, "mount-id"))
-            upper = init = None
-            if mount_id:
-                d = self.driver
-                if d == "overlay2":
-                    upper = DiskLayer(self.j("overlay2", mount_id, "diff"), "overlay")
-                    init = DiskLayer(self.j("overlay2", mount_id + "-init", "diff"), "overlay")
-                elif d == "overlay":
-                    upper = DiskLayer(self.j("overlay", mount_id, "upper"), "overlay")
-                    init = DiskLayer(self.j("overlay", mount_id + "-init", "upper"), "overlay")
-                elif d == "aufs":
-                    upper = DiskLayer(self.j("aufs", "diff", mount_id), "aufs")
-                    init = DiskLayer(self.j("aufs", "diff", mount_id + "-init"), "aufs")
+            with skip_damaged(self.notes, fs.label(cdir), "the container record"):
+                config = _json(fs, posixpath.join(cdir, name))
+                hostconfig_rel = posixpath.join(cdir, "hostconfig.json")
+                hostconfig = _json(fs, hostconfig_rel) if fs.is_file(hostconfig_rel) else {}
+                mount_id: str | None = None
+                if self.v1:
+                    mount_id = cid
                 else:
-                    upper = DiskLayer(self.j("vfs", "dir", mount_id), "full")
-                    init = DiskLayer(self.j("vfs", "dir", mount_id + "-init"), "full")
-                for layer in (upper, init):
-                    layer.label = fs.label(layer.root)
-            log = None
-            for candidate in (f"{cid}-json.log", "local-logs/container.log"):
-                if fs.is_file(posixpath.join(cdir, candidate)):
-                    log = posixpath.join(cdir, candidate)
-                    break
-            image_id = config.get("Image")
-            if image_id and not str(image_id).startswith("sha256:") and not self.v1:
-                image_id = f"sha256:{image_id}"
-            out.append(
-                ContainerRecord(
-                    id=config.get("ID") or cid,
-                    name=config.get("Name"),
-                    image=(config.get("Config") or {}).get("Image"),
-                    image_id=image_id,
-                    config=config,
-                    hostconfig=hostconfig,
-                    upper=upper if upper and fs.is_dir(upper.root) else None,
-                    init=init if init and fs.is_dir(init.root) else None,
-                    log_path=log,
-                    driver=self.driver,
-                    mount_id=mount_id,
+                    mdir = posixpath.join(self.image_dir, "layerdb", "mounts", cid)
+                    mount_id = fs.read_text(posixpath.join(mdir, "mount-id"))
+                upper = init = None
+                if mount_id:
+                    d = self.driver
+                    if d == "overlay2":
+                        upper = DiskLayer(self.j("overlay2", mount_id, "diff"), "overlay")
+                        init = DiskLayer(self.j("overlay2", mount_id + "-init", "diff"), "overlay")
+                    elif d == "overlay":
+                        upper = DiskLayer(self.j("overlay", mount_id, "upper"), "overlay")
+                        init = DiskLayer(self.j("overlay", mount_id + "-init", "upper"), "overlay")
+                    elif d == "aufs":
+                        upper = DiskLayer(self.j("aufs", "diff", mount_id), "aufs")
+                        init = DiskLayer(self.j("aufs", "diff", mount_id + "-init"), "aufs")
+                    else:
+                        upper = DiskLayer(self.j("vfs", "dir", mount_id), "full")
+                        init = DiskLayer(self.j("vfs", "dir", mount_id + "-init"), "full")
+                    for layer in (upper, init):
+                        layer.label = fs.label(layer.root)
+                log = None
+                for candidate in (f"{cid}-json.log", "local-logs/container.log"):
+                    if fs.is_file(posixpath.join(cdir, candidate)):
+                        log = posixpath.join(cdir, candidate)
+                        break
+                image_id = config.get("Image")
+                if image_id and not str(image_id).startswith("sha256:") and not self.v1:
+                    image_id = f"sha256:{image_id}"
+                out.append(
+                    ContainerRecord(
+                        id=config.get("ID") or cid,
+                        name=config.get("Name"),
+                        image=(config.get("Config") or {}).get("Image"),
+                        image_id=image_id,
+                        config=config,
+                        hostconfig=hostconfig,
+                        upper=upper if upper and fs.is_dir(upper.root) else None,
+                        init=init if init and fs.is_dir(init.root) else None,
+                        log_path=log,
+                        driver=self.driver,
+                        mount_id=mount_id,
+                    )
                 )
-            )
         return out
 
 
@@ -359,7 +399,8 @@ class ContainersStorageRoot(StorageRoot):
             rel = self.j(f"{self.driver}-layers", name)
             if self.fs.is_file(rel):
                 for layer in _json(self.fs, rel) or []:
-                    out[layer["id"]] = layer
+                    with skip_damaged(self.notes, self.fs.label(rel), "a layer record"):
+                        out[layer["id"]] = layer
         return out
 
     def _layer_dir(self, layer_id: str, parent: str | None) -> DiskLayer:
@@ -378,37 +419,38 @@ class ContainersStorageRoot(StorageRoot):
         rel = self.j(f"{self.driver}-images", "images.json")
         out = []
         for img in _json(fs, rel) or []:
-            iid = img["id"]
-            key = f"sha256:{iid}"
-            big = self.j(
-                f"{self.driver}-images", iid, "=" + base64.b64encode(key.encode()).decode()
-            )
-            if not fs.is_file(big):
-                self.notes.append(f"{fs.label(big)}: config of image {iid} missing; skipped")
-                continue
-            chain: list[dict[str, Any]] = []
-            cur = img.get("layer")
-            while cur and cur in layers and len(chain) < 10_000:
-                chain.append(layers[cur])
-                cur = layers[cur].get("parent")
-            chain.reverse()
-            names = list(img.get("names") or [])
-            out.append(
-                HostImageRecord(
-                    image_id=key,
-                    config_bytes=fs.read(big),
-                    config_label=fs.label(big),
-                    layers=[self._layer_dir(x["id"], x.get("parent")) for x in chain],
-                    diff_ids=[x.get("diff-digest") for x in chain],
-                    chain_ids=[x["id"] for x in chain],
-                    tags=sorted(n for n in names if "@" not in n),
-                    digests=sorted(n for n in names if "@" in n)
-                    + ([img["digest"]] if img.get("digest") else []),
-                    last_updated=img.get("created"),
-                    format=f"containers-storage-{self.driver}",
-                    size=sum(int(x.get("diff-size") or 0) for x in chain),
+            with skip_damaged(self.notes, fs.label(rel), "an image record"):
+                iid = img["id"]
+                key = f"sha256:{iid}"
+                big = self.j(
+                    f"{self.driver}-images", iid, "=" + base64.b64encode(key.encode()).decode()
                 )
-            )
+                if not fs.is_file(big):
+                    self.notes.append(f"{fs.label(big)}: config of image {iid} missing; skipped")
+                    continue
+                chain: list[dict[str, Any]] = []
+                cur = img.get("layer")
+                while cur and cur in layers and len(chain) < 10_000:
+                    chain.append(layers[cur])
+                    cur = layers[cur].get("parent")
+                chain.reverse()
+                names = list(img.get("names") or [])
+                out.append(
+                    HostImageRecord(
+                        image_id=key,
+                        config_bytes=fs.read(big),
+                        config_label=fs.label(big),
+                        layers=[self._layer_dir(x["id"], x.get("parent")) for x in chain],
+                        diff_ids=[x.get("diff-digest") for x in chain],
+                        chain_ids=[x["id"] for x in chain],
+                        tags=sorted(n for n in names if "@" not in n),
+                        digests=sorted(n for n in names if "@" in n)
+                        + ([img["digest"]] if img.get("digest") else []),
+                        last_updated=img.get("created"),
+                        format=f"containers-storage-{self.driver}",
+                        size=sum(int(x.get("diff-size") or 0) for x in chain),
+                    )
+                )
         return out
 
     def containers(self) -> list[ContainerRecord]:
@@ -419,52 +461,53 @@ class ContainersStorageRoot(StorageRoot):
         layers = self._layers()
         out = []
         for c in _json(fs, rel) or []:
-            meta: dict[str, Any] = {}
-            try:
-                meta = json.loads(c.get("metadata") or "{}")
-            except json.JSONDecodeError:
-                meta = {}
-            layer_id = c.get("layer")
-            upper = None
-            if layer_id:
-                upper = self._layer_dir(layer_id, (layers.get(layer_id) or {}).get("parent"))
-                upper.tar_split = None
-            spec_rel = self.j(f"{self.driver}-containers", c["id"], "userdata", "config.json")
-            spec = _json(fs, spec_rel) if fs.is_file(spec_rel) else {}
-            process = spec.get("process") or {}
-            config = {
-                "ID": c["id"],
-                "Created": c.get("created") or meta.get("created-at"),
-                "Path": (process.get("args") or [None])[0],
-                "Args": (process.get("args") or [])[1:],
-                "State": {},
-                "MountPoints": {
-                    m.get("destination"): {
-                        "Source": m.get("source"),
-                        "Destination": m.get("destination"),
-                        "Type": m.get("type"),
-                    }
-                    for m in spec.get("mounts") or []
-                    if m.get("type") == "bind"
-                },
-            }
-            log = self.j(f"{self.driver}-containers", c["id"], "userdata", "ctr.log")
-            names = c.get("names") or []
-            out.append(
-                ContainerRecord(
-                    id=c["id"],
-                    name=meta.get("name") or (names[0] if names else None),
-                    image=meta.get("image-name"),
-                    image_id=f"sha256:{c['image']}" if c.get("image") else None,
-                    config=config,
-                    hostconfig={},
-                    upper=upper if upper and fs.is_dir(upper.root) else None,
-                    init=None,
-                    log_path=log if fs.is_file(log) else None,
-                    driver=self.driver,
-                    mount_id=layer_id,
+            with skip_damaged(self.notes, fs.label(rel), "a container record"):
+                meta: dict[str, Any] = {}
+                try:
+                    meta = json.loads(c.get("metadata") or "{}")
+                except json.JSONDecodeError:
+                    meta = {}
+                layer_id = c.get("layer")
+                upper = None
+                if layer_id:
+                    upper = self._layer_dir(layer_id, (layers.get(layer_id) or {}).get("parent"))
+                    upper.tar_split = None
+                spec_rel = self.j(f"{self.driver}-containers", c["id"], "userdata", "config.json")
+                spec = _json(fs, spec_rel) if fs.is_file(spec_rel) else {}
+                process = spec.get("process") or {}
+                config = {
+                    "ID": c["id"],
+                    "Created": c.get("created") or meta.get("created-at"),
+                    "Path": (process.get("args") or [None])[0],
+                    "Args": (process.get("args") or [])[1:],
+                    "State": {},
+                    "MountPoints": {
+                        m.get("destination"): {
+                            "Source": m.get("source"),
+                            "Destination": m.get("destination"),
+                            "Type": m.get("type"),
+                        }
+                        for m in spec.get("mounts") or []
+                        if m.get("type") == "bind"
+                    },
+                }
+                log = self.j(f"{self.driver}-containers", c["id"], "userdata", "ctr.log")
+                names = c.get("names") or []
+                out.append(
+                    ContainerRecord(
+                        id=c["id"],
+                        name=meta.get("name") or (names[0] if names else None),
+                        image=meta.get("image-name"),
+                        image_id=f"sha256:{c['image']}" if c.get("image") else None,
+                        config=config,
+                        hostconfig={},
+                        upper=upper if upper and fs.is_dir(upper.root) else None,
+                        init=None,
+                        log_path=log if fs.is_file(log) else None,
+                        driver=self.driver,
+                        mount_id=layer_id,
+                    )
                 )
-            )
         return out
 
 

@@ -145,6 +145,8 @@ class DirFS(HostFS):
         rel = _rel(rel)
         if not rel:
             return self.root
+        if "\x00" in rel:  # a damaged id file named the path: no such file can exist
+            raise MissingBlobError(self.label(rel.replace("\x00", "\\0")), "not found")
         # every intermediate component must be a real directory, never a link
         parts = rel.split("/")
         cur = self.root

@@ -83,6 +83,12 @@ def open_host(path: str | os.PathLike[str]) -> Host:
     return Host(path)
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else empty: metadata of a damaged record reads as
+    absent (the frames show <NA>) instead of failing the whole listing."""
+    return value if isinstance(value, dict) else {}
+
+
 def _time(value: Any) -> pd.Timestamp | None:
     if not value or value == _ZERO or str(value).startswith("0001-01-01"):
         return None
@@ -215,10 +221,11 @@ class Host:
         history = r.history_override
         if extra and history is None:
             try:
-                config = json.loads(r.config_bytes)
-                history = list(config.get("history") or [])
+                history = _mapping(json.loads(r.config_bytes)).get("history") or []
             except (UnicodeDecodeError, json.JSONDecodeError):
                 history = None
+            if not isinstance(history, list):
+                history = None  # the Image reports a damaged history itself
         if extra and history is not None:
             history = [*history, *({"created_by": "(container writable layer)"} for _ in extra)]
         record = ImageRecord(
@@ -278,7 +285,7 @@ class Host:
         """
         rows = []
         for c in self._container_records:
-            state = c.config.get("State") or {}
+            state = _mapping(c.config.get("State"))
             if state.get("Running"):
                 st = "paused" if state.get("Paused") else "running"
             elif state.get("Restarting"):
@@ -292,17 +299,22 @@ class Host:
             else:
                 st = None
             mounts = []
-            points = c.config.get("MountPoints") or {}
-            for dest, m in sorted(points.items()) if isinstance(points, dict) else []:
+            points = _mapping(c.config.get("MountPoints"))
+            for dest, m in sorted(points.items(), key=lambda kv: str(kv[0])):
+                m = _mapping(m)
                 source = m.get("Source") or (f"volume/{m['Name']}" if m.get("Name") else "")
                 ro = "" if m.get("RW", True) else ":ro"
                 mounts.append(f"{source}:{dest}{ro}")
             if not points:
-                for dest, source in (c.config.get("Volumes") or {}).items():
+                for dest, source in _mapping(c.config.get("Volumes")).items():
                     mounts.append(f"{source}:{dest}")
             args = c.config.get("Args") or []
+            args = args if isinstance(args, list) else [args]
             command = " ".join(str(x) for x in [c.config.get("Path"), *args] if x is not None)
             exit_code = state.get("ExitCode")
+            if not isinstance(exit_code, int) or isinstance(exit_code, bool):
+                exit_code = None
+            privileged = _mapping(c.hostconfig).get("Privileged")
             rows.append(
                 {
                     "id": c.id,
@@ -316,7 +328,7 @@ class Host:
                     "exit_code": exit_code if st not in ("created", None) else None,
                     "command": command or None,
                     "mounts": mounts,
-                    "privileged": (c.hostconfig or {}).get("Privileged"),
+                    "privileged": privileged if isinstance(privileged, bool) else None,
                     "driver": c.driver,
                     "mount_id": c.mount_id,
                     "upper_dir": c.upper.root if c.upper else None,
@@ -399,14 +411,15 @@ class Host:
         rows = []
         for _root, r in self._image_records:
             try:
-                config = json.loads(r.config_bytes)
+                config = _mapping(json.loads(r.config_bytes))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 config = {}
             name = r.tags[0] if r.tags else None
             rows.append(
                 (config.get("created"), "image-created", r.image_id, None, name, None, None)
             )
-            for h in config.get("history") or []:
+            history = config.get("history") or []
+            for h in (_mapping(h) for h in (history if isinstance(history, list) else [])):
                 rows.append(
                     (
                         h.get("created"),
