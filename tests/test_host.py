@@ -329,6 +329,7 @@ _ODD_JSON = [None, 0, -1, 1.5, "", "x", [], {}, [1], {"a": 1}, True, "../../etc/
 _ODD_TEXT = [b"", b"garbage\n", b"sha256:" + b"0" * 64, b"../../../etc", b"\x00\xff\x01"]
 
 
+@pytest.mark.filterwarnings("ignore::layerforensics.errors.DigestMismatchWarning")  # edited
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(rng=st.randoms(use_true_random=False))
 def test_damaged_metadata_gives_answers_with_notes_or_a_clear_error(
