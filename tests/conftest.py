@@ -7,6 +7,7 @@ absent, except when ``LAYERFORENSICS_REQUIRE_ALL=1`` (CI), where they *fail* ins
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -130,3 +131,33 @@ def demo(examples: dict[str, Path]) -> Any:
     import layerforensics as lf
 
     return lf.open_image(examples["layers-demo"])
+
+
+#: Values a damaged or hand-made JSON document may hold where another type belongs.
+ODD_JSON: list[Any] = [
+    None, 0, -1, 1.5, "", "x", [], {}, [1], {"a": 1}, True, "sha256:zz", "../../etc/passwd",
+]  # fmt: skip
+
+
+def damage_json(doc: Any, rng: random.Random) -> Any:
+    """Replace one value anywhere in ``doc`` by a value of another JSON type (or, in an object,
+    remove it); returns the document (a new one when ``doc`` itself is replaced)."""
+    slots: list[tuple[Any, Any]] = []
+
+    def collect(value: Any) -> None:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in items:
+            slots.append((value, key))
+            if isinstance(child, dict | list):
+                collect(child)
+
+    if isinstance(doc, dict | list):
+        collect(doc)
+    if not slots:
+        return rng.choice(ODD_JSON)
+    container, key = rng.choice(slots)
+    if isinstance(container, dict) and rng.random() < 0.3:
+        del container[key]
+    else:
+        container[key] = rng.choice(ODD_JSON)
+    return doc

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import damage_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -309,24 +310,6 @@ def test_image_without_layers_gives_empty_frames(tmp_path: Path) -> None:
     assert img.files["entry"].dtype == "int64"
 
 
-# Values a damaged or hand-made document may hold where another type belongs.
-_ODD_JSON = [
-    None,
-    0,
-    -1,
-    1.5,
-    "",
-    "x",
-    [],
-    {},
-    [1],
-    {"a": 1},
-    True,
-    "sha256:zz",
-    "../../etc/passwd",
-]
-
-
 @pytest.fixture(scope="module")
 def json_fuzz_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
     b = ImageBuilder()
@@ -352,22 +335,7 @@ def test_json_documents_of_any_shape_give_frames_or_a_clear_error(
     members = json_fuzz_sources[kind]
     docs = [i for i, (_m, d) in enumerate(members) if d is not None and d[:1] in (b"{", b"[")]
     target = rng.choice(docs)
-    doc = json.loads(members[target][1])
-    slots: list[tuple[dict | list, str | int]] = []
-
-    def collect(value: object) -> None:
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, child in items:
-            slots.append((value, key))
-            if isinstance(child, dict | list):
-                collect(child)
-
-    collect(doc)
-    container, key = rng.choice(slots)
-    if isinstance(container, dict) and rng.random() < 0.3:
-        del container[key]
-    else:
-        container[key] = rng.choice(_ODD_JSON)  # type: ignore[index]
+    doc = damage_json(json.loads(members[target][1]), rng)
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "img.tar"
         with tarfile.open(p, "w") as t:

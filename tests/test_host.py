@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, require_shared_data
+from conftest import REPO_ROOT, damage_json, require_shared_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -324,8 +324,7 @@ def test_evidence_without_xattrs_warns_that_opaque_dirs_are_unknown(tmp_path: Pa
     assert len(warned[1]) == 1 and "tar --xattrs" in warned[1][0]
 
 
-# Values a damaged metadata file may hold where another type belongs.
-_ODD_JSON = [None, 0, -1, 1.5, "", "x", [], {}, [1], {"a": 1}, True, "../../etc/passwd"]
+# What a damaged small id or size file may hold.
 _ODD_TEXT = [b"", b"garbage\n", b"sha256:" + b"0" * 64, b"../../../etc", b"\x00\xff\x01"]
 
 
@@ -352,22 +351,7 @@ def test_damaged_metadata_gives_answers_with_notes_or_a_clear_error(
             texts.append(p)
     if rng.random() < 0.75:
         target = rng.choice(jsons)
-        doc = json.loads(target.read_bytes())
-        slots: list[tuple[dict | list, str | int]] = []
-
-        def collect(value: object) -> None:
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, child in items:
-                slots.append((value, key))
-                if isinstance(child, dict | list):
-                    collect(child)
-
-        collect(doc)
-        container, key = rng.choice(slots)
-        if isinstance(container, dict) and rng.random() < 0.3:
-            del container[key]
-        else:
-            container[key] = rng.choice(_ODD_JSON)  # type: ignore[index]
+        doc = damage_json(json.loads(target.read_bytes()), rng)
         target.write_text(json.dumps(doc))
     else:
         rng.choice(texts).write_bytes(rng.choice(_ODD_TEXT))

@@ -137,24 +137,14 @@ def json_field(obj: dict[str, Any], key: str, kind: type, label: str, where: str
     return value
 
 
-def json_strings(obj: dict[str, Any], key: str, label: str, where: str = "") -> list[str]:
-    """``obj[key]`` as a list of strings (empty when absent or null); see :func:`json_field`."""
+def json_list(obj: dict[str, Any], key: str, item: type, label: str, where: str = "") -> list[Any]:
+    """``obj[key]`` as a list whose every item is of the JSON type ``item`` (empty when absent
+    or null); see :func:`json_field`."""
     values = json_field(obj, key, list, label, where) or []
     for i, value in enumerate(values):
-        if not isinstance(value, str):
+        if not isinstance(value, item):
             raise InvalidJSONError(
-                label, f"{where}{key}[{i}] is {_describe(value)}, expected a string"
-            )
-    return values
-
-
-def json_objects(obj: dict[str, Any], key: str, label: str, where: str = "") -> list[dict]:
-    """``obj[key]`` as a list of objects (empty when absent or null); see :func:`json_field`."""
-    values = json_field(obj, key, list, label, where) or []
-    for i, value in enumerate(values):
-        if not isinstance(value, dict):
-            raise InvalidJSONError(
-                label, f"{where}{key}[{i}] is {_describe(value)}, expected an object"
+                label, f"{where}{key}[{i}] is {_describe(value)}, expected {_KINDS[item]}"
             )
     return values
 
@@ -162,7 +152,7 @@ def json_objects(obj: dict[str, Any], key: str, label: str, where: str = "") -> 
 def diff_ids_of(config: dict[str, Any], label: str) -> list[str]:
     """The config's ``rootfs.diff_ids`` (empty when it has none)."""
     rootfs = json_field(config, "rootfs", dict, label) or {}
-    return json_strings(rootfs, "diff_ids", label, "rootfs.")
+    return json_list(rootfs, "diff_ids", str, label, "rootfs.")
 
 
 def v1_command(meta: dict[str, Any]) -> str:

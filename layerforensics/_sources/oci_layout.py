@@ -21,7 +21,7 @@ from ._model import (
     LayerBlob,
     diff_ids_of,
     json_field,
-    json_objects,
+    json_list,
     load_json,
     parse_json,
     platform_of,
@@ -169,7 +169,7 @@ def manifest_record(
         raise InvalidJSONError(c.label(config_name), "image config is not a JSON object")
     diff_ids = diff_ids_of(config, c.label(config_name))
     blobs = []
-    for n, desc in enumerate(json_objects(manifest, "layers", label)):
+    for n, desc in enumerate(json_list(manifest, "layers", dict, label)):
         where = f"layers[{n}]."
         layer_digest = _digest(desc, "digest", label, where)
         blobs.append(
@@ -202,9 +202,9 @@ def schema1_record(
 ) -> ImageRecord:
     """Docker schema1: layers listed top first, history as ``v1Compatibility`` strings."""
     label = c.path
-    fs_layers = list(reversed(json_objects(manifest, "fsLayers", label)))
+    fs_layers = list(reversed(json_list(manifest, "fsLayers", dict, label)))
     v1 = []
-    for n, h in enumerate(reversed(json_objects(manifest, "history", label))):
+    for n, h in enumerate(reversed(json_list(manifest, "history", dict, label))):
         text = json_field(h, "v1Compatibility", str, label, "history[].") or "{}"
         meta = parse_json(text.encode(), label)
         if not isinstance(meta, dict):
