@@ -6,8 +6,11 @@ absent, except when ``LAYERFORENSICS_REQUIRE_ALL=1`` (CI), where they *fail* ins
 
 from __future__ import annotations
 
+import io
 import os
+import posixpath
 import random
+import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -161,3 +164,65 @@ def damage_json(doc: Any, rng: random.Random) -> Any:
     else:
         container[key] = rng.choice(ODD_JSON)
     return doc
+
+
+_ESTARGZ = {"/stargz.index.json", "/.prefetch.landmark", "/.no.prefetch.landmark"}
+
+
+def tarfile_reference(img: Any) -> dict[str, tuple[str, object]]:
+    """The merged filesystem by an independent, simple application of the OCI layer rules to
+    each layer as Python's :mod:`tarfile` reads it: ``path -> (type, size or link target)``."""
+    from layerforensics._blobs import open_decompressed
+
+    state: dict[str, tuple[str, object]] = {}
+
+    def drop(path: str, itself: bool) -> None:
+        prefix = path.rstrip("/") + "/"
+        for p in [p for p in state if p.startswith(prefix)]:
+            del state[p]
+        if itself:
+            state.pop(path, None)
+
+    for n in range(img.layer_count):
+        with img._container.open(img._record.layers[n].member) as raw:
+            data = b"".join(open_decompressed(raw, "reference"))
+        if not data:
+            continue  # a pre-1.10 empty layer
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            members = [(posixpath.normpath("/" + m.name), m) for m in t]
+        for name, _m in members:  # opaque markers, then whiteouts, act on lower layers
+            if posixpath.basename(name) == ".wh..wh..opq":
+                drop(posixpath.dirname(name), itself=False)
+        for name, _m in members:
+            base = posixpath.basename(name)
+            if base.startswith(".wh.") and not base.startswith(".wh..wh."):
+                drop(posixpath.join(posixpath.dirname(name), base[4:]), itself=True)
+        for name, m in members:
+            if posixpath.basename(name).startswith(".wh.") or name in _ESTARGZ or name == "/":
+                continue
+            if m.isdir():
+                kind, detail = "dir", None
+            elif m.issym():
+                kind, detail = "symlink", m.linkname
+            elif m.islnk():
+                kind, detail = "hardlink", None
+            elif m.isfile():
+                kind, detail = "file", m.size
+            else:
+                kind, detail = "other", None
+            if state.get(name, ("",))[0] == "dir" and kind != "dir":
+                drop(name, itself=False)
+            state[name] = (kind, detail)
+    return state
+
+
+def merged_view(img: Any) -> dict[str, tuple[str, object]]:
+    """``img.filesystem()`` in the shape of :func:`tarfile_reference`."""
+    out: dict[str, tuple[str, object]] = {}
+    for row in img.filesystem().itertuples():
+        kind = str(row.type)
+        if kind not in ("dir", "symlink", "hardlink", "file"):
+            kind = "other"
+        detail = row.linkname if kind == "symlink" else row.size if kind == "file" else None
+        out[row.path] = (kind, detail)
+    return out

@@ -29,6 +29,7 @@ from typing import Any
 import engines
 import pandas as pd
 import pytest
+from conftest import merged_view, tarfile_reference
 from engines import BuildCase
 from pandas.testing import assert_frame_equal
 
@@ -245,6 +246,8 @@ def test_layers_and_history(open_built, case: BuildCase, builder: str, encoding:
     ]
     # The base image's own history entry (buildah commit) has no empty entries after it.
     assert [str(x) for x in empty["instruction"]] == dockerfile_meta
+    # the merged view equals the OCI rules applied to the layers by Python's tarfile
+    assert merged_view(img) == tarfile_reference(img)
 
 
 @pytest.mark.parametrize(("case", "builder", "encoding"), matrix([SECRET]))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import posixpath
-import tarfile
 import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import require_shared_data
+from conftest import merged_view, require_shared_data, tarfile_reference
 
 import layerforensics as lf
 from layerforensics import errors
@@ -122,56 +119,6 @@ def test_fixture_opens_and_verifies(rel: str) -> None:
     img.close()
 
 
-def _tarfile_reference(img: lf.Image) -> dict[str, tuple[str, object]]:
-    """The merged filesystem by an independent, simple application of the OCI layer rules to
-    each layer as Python's :mod:`tarfile` reads it: ``path -> (type, size or link target)``."""
-    from layerforensics._blobs import open_decompressed
-
-    state: dict[str, tuple[str, object]] = {}
-
-    def drop(path: str, itself: bool) -> None:
-        prefix = path.rstrip("/") + "/"
-        for p in [p for p in state if p.startswith(prefix)]:
-            del state[p]
-        if itself:
-            state.pop(path, None)
-
-    for n in range(img.layer_count):
-        with img._container.open(img._record.layers[n].member) as raw:
-            data = b"".join(open_decompressed(raw, "reference"))
-        if not data:
-            continue  # a pre-1.10 empty layer
-        with tarfile.open(fileobj=io.BytesIO(data)) as t:
-            members = [(posixpath.normpath("/" + m.name), m) for m in t]
-        for name, _m in members:  # opaque markers, then whiteouts, act on lower layers
-            if posixpath.basename(name) == ".wh..wh..opq":
-                drop(posixpath.dirname(name), itself=False)
-        for name, _m in members:
-            base = posixpath.basename(name)
-            if base.startswith(".wh.") and not base.startswith(".wh..wh."):
-                drop(posixpath.join(posixpath.dirname(name), base[4:]), itself=True)
-        for name, m in members:
-            if posixpath.basename(name).startswith(".wh.") or name in ESTARGZ or name == "/":
-                continue
-            if m.isdir():
-                kind, detail = "dir", None
-            elif m.issym():
-                kind, detail = "symlink", m.linkname
-            elif m.islnk():
-                kind, detail = "hardlink", None
-            elif m.isfile():
-                kind, detail = "file", m.size
-            else:
-                kind, detail = "other", None
-            if state.get(name, ("",))[0] == "dir" and kind != "dir":
-                drop(name, itself=False)
-            state[name] = (kind, detail)
-    return state
-
-
-ESTARGZ = {"/stargz.index.json", "/.prefetch.landmark", "/.no.prefetch.landmark"}
-
-
 @pytest.mark.parametrize("rel", sorted(OPENS))
 def test_filesystem_matches_an_independent_tarfile_application(rel: str) -> None:
     # Every image of every fixture that opens: our merged view against the same OCI rules
@@ -183,14 +130,7 @@ def test_filesystem_matches_an_independent_tarfile_application(rel: str) -> None
         refs = listing["ref"].fillna(listing["image_id"]).tolist() if len(listing) > 1 else [None]
         for ref in refs:
             img = lf.open_image(path, ref=ref)
-            ours = {}
-            for row in img.filesystem().itertuples():
-                kind = str(row.type)
-                if kind not in ("dir", "symlink", "hardlink", "file"):
-                    kind = "other"
-                detail = row.linkname if kind == "symlink" else row.size if kind == "file" else None
-                ours[row.path] = (kind, detail)
-            assert ours == _tarfile_reference(img), ref
+            assert merged_view(img) == tarfile_reference(img), ref
             img.close()
 
 
