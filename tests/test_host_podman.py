@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tarfile
@@ -49,6 +50,7 @@ def test_podman_storage(tmp_path: Path) -> None:
     run("import", str(tmp_path / "base.tar"), "localhost/pbase:1")
     run("save", "--format", "docker-archive", "-o", str(tmp_path / "save.tar"), "localhost/pbase:1")
     run("create", "--network", "none", "--name", "pweb", "localhost/pbase:1", "/bin/sh")
+    inspected = json.loads(run("inspect", "pweb"))[0]
     (tmp_path / "drop.txt").write_text("implant\n")
     run("cp", str(tmp_path / "drop.txt"), "pweb:/root/drop.txt")
     with open_host(storage) as host:
@@ -65,8 +67,21 @@ def test_podman_storage(tmp_path: Path) -> None:
             )
         cs = host.containers
         assert cs["name"].tolist() == ["pweb"]
+        # the state podman keeps in libpod/bolt_state.db (read with our own bbolt reader)
+        assert cs["state"].astype(str).tolist() == [inspected["State"]["Status"]] == ["created"]
+        assert cs["started"].isna().all() and cs["exit_code"].isna().all()
+        assert cs["created"].iloc[0] == pd.Timestamp(inspected["Created"]).tz_convert("UTC")
         ch = host.container("pweb").changes
         assert ch[ch["change"] == "added"]["path"].tolist() == ["/root/drop.txt"]
         assert host.container("pweb").read("/root/drop.txt") == b"implant\n"
         assert host.verify().empty
+    # a damaged state database: the containers are still listed, their state unknown
+    db = storage / "libpod" / "bolt_state.db"
+    evidence = tmp_path / "evidence"
+    shutil.copytree(storage, evidence, symlinks=True, ignore=shutil.ignore_patterns("*.sock"))
+    (evidence / "libpod" / "bolt_state.db").write_bytes(db.read_bytes()[:5000])
+    with open_host(evidence) as host:
+        assert host.containers["name"].tolist() == ["pweb"]
+        assert host.containers["state"].isna().all()
+        assert any("bolt_state.db" in w and "states are unknown" in w for w in host.warnings)
     shutil.rmtree(runroot, ignore_errors=True)

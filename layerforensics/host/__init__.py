@@ -7,8 +7,9 @@
 >>> host.verify()                                       # image layers tampered with on disk?
 
 Docker's classic store (overlay2, overlay, aufs, vfs; pre-1.10 ``graph/`` too) and
-containers/storage (podman, buildah, CRI-O) are recognised. Nothing is written under the
-evidence and no symbolic link inside it is followed.
+containers/storage (podman, buildah, CRI-O; podman's container states from its
+``libpod/bolt_state.db``) are recognised. Nothing is written under the evidence and no symbolic
+link inside it is followed.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CorruptArchiveError, LayerForensicsError
+from ._bolt import BoltFile
 from ._fs import HostFS
 from ._provider import DiskLayer
 
@@ -459,6 +460,7 @@ class ContainersStorageRoot(StorageRoot):
         if not fs.is_file(rel):
             return []
         layers = self._layers()
+        states = self._libpod_states()
         out = []
         for c in _json(fs, rel) or []:
             with skip_damaged(self.notes, fs.label(rel), "a container record"):
@@ -477,10 +479,12 @@ class ContainersStorageRoot(StorageRoot):
                 process = spec.get("process") or {}
                 config = {
                     "ID": c["id"],
-                    "Created": c.get("created") or meta.get("created-at"),
+                    "Created": states.get(c["id"], ({}, None))[1]
+                    or c.get("created")
+                    or meta.get("created-at"),
                     "Path": (process.get("args") or [None])[0],
                     "Args": (process.get("args") or [])[1:],
-                    "State": {},
+                    "State": states.get(c["id"], ({}, None))[0],
                     "MountPoints": {
                         m.get("destination"): {
                             "Source": m.get("source"),
@@ -509,6 +513,46 @@ class ContainersStorageRoot(StorageRoot):
                     )
                 )
         return out
+
+    def _libpod_states(self) -> dict[str, tuple[dict[str, Any], str | None]]:
+        """podman's record of each container (``libpod/bolt_state.db``): its state in the shape
+        of Docker's ``State`` (Running, Paused, StartedAt, FinishedAt, ExitCode), and when
+        podman created it."""
+        rel = self.j("libpod", "bolt_state.db")
+        if not self.fs.is_file(rel):
+            self.notes.append(f"{self.fs.label(rel)}: absent; podman container states are unknown")
+            return {}
+        try:
+            db = BoltFile(self.fs.read(rel), self.fs.label(rel))
+            ids = db.bucket(b"ctr") or {}
+            out = {}
+            for cid in ids:
+                with skip_damaged(self.notes, db.label, f"the state of container {cid[:12]!r}"):
+                    record = db.bucket(b"ctr", cid) or {}
+                    state = json.loads(record.get(b"state") or b"{}")
+                    config = json.loads(record.get(b"config") or b"{}")
+                    code = state.get("state")
+                    docker_state = {}
+                    if code in _LIBPOD_RUNNING or code in _LIBPOD_STOPPED:
+                        docker_state = {
+                            "Running": code in _LIBPOD_RUNNING,
+                            "Paused": code == _LIBPOD_PAUSED,
+                            "StartedAt": state.get("startedTime"),
+                            "FinishedAt": state.get("finishedTime"),
+                            "ExitCode": state.get("exitCode", 0),
+                        }
+                    out[cid.decode()] = (docker_state, config.get("createdTime"))
+            return out
+        except CorruptArchiveError as exc:
+            self.notes.append(f"{exc}; podman container states are unknown")
+            return {}
+
+
+# libpod's ContainerState numbers: 1 configured and 2 created (both shown as "created"),
+# 3 running, 4 stopped, 5 paused, 6 exited, 7 removing, 8 stopping.
+_LIBPOD_RUNNING = (3, 5, 8)
+_LIBPOD_STOPPED = (1, 2, 4, 6, 7)
+_LIBPOD_PAUSED = 5
 
 
 def find_roots(fs: HostFS) -> list[StorageRoot]:
