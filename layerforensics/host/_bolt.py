@@ -87,11 +87,12 @@ class BoltFile:
         if inline is not None:
             yield from self._leaf(inline, 0)
         else:
-            yield from self._tree(root, 0)
+            yield from self._tree(root, set())
 
-    def _tree(self, page: int, depth: int) -> Iterator[tuple[bytes, bytes, bool]]:
-        if depth > 64:
-            raise CorruptArchiveError(self.label, "bucket tree too deep (a loop?)")
+    def _tree(self, page: int, seen: set[int]) -> Iterator[tuple[bytes, bytes, bool]]:
+        if page in seen:  # each page once: a damaged file cannot make the walk loop or explode
+            raise CorruptArchiveError(self.label, f"page {page} is reached twice (a loop?)")
+        seen.add(page)
         offset = page * self.page_size
         if page < 2 or offset + _PAGE_HEADER.size > len(self.data):
             raise CorruptArchiveError(self.label, f"page {page} is outside the file")
@@ -103,7 +104,7 @@ class BoltFile:
                 element = offset + _PAGE_HEADER.size + i * _ELEMENT.size
                 self._check(element + _ELEMENT.size, len(self.data))
                 child = struct.unpack_from("<Q", self.data, element + 8)[0]
-                yield from self._tree(child, depth + 1)
+                yield from self._tree(child, seen)
         else:
             raise CorruptArchiveError(self.label, f"page {page} is neither branch nor leaf")
 
