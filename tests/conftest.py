@@ -46,7 +46,8 @@ def require_shared_data() -> Path:
 def require_engine(name: str) -> None:
     """Skip (or fail under REQUIRE_ALL) unless engine ``name`` can run here.
 
-    ``name`` is one of ``docker`` (dockerd + CLI), ``buildah``, ``podman``, ``skopeo``.
+    ``name`` is one of ``docker`` (dockerd + CLI), ``buildah``, ``podman``, ``skopeo``,
+    ``containerd`` (daemon + ``ctr``).
     """
     problem = engines.engine_problem(name)
     if problem:

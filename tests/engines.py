@@ -143,9 +143,12 @@ def _docker_cli() -> str | None:
 
 
 def engine_problem(name: str) -> str | None:
-    """Why engine ``name`` (docker, buildah, podman, skopeo) cannot be used here, or None."""
-    if name not in ("docker", "buildah", "podman", "skopeo"):
+    """Why engine ``name`` (docker, buildah, podman, skopeo, containerd) cannot be used here,
+    or None."""
+    if name not in ("docker", "buildah", "podman", "skopeo", "containerd"):
         raise ValueError(f"unknown engine {name!r}")
+    if name == "containerd" and shutil.which("ctr") is None:
+        return "containerd's ctr not installed (apt-get install containerd)"
     if name == "docker":
         missing = [b for b in ("dockerd", "containerd", "runc") if shutil.which(b) is None]
         if _docker_cli() is None:

@@ -8,7 +8,8 @@
 
 Docker's classic store (overlay2, overlay, aufs, vfs; pre-1.10 ``graph/`` too) and
 containers/storage (podman, buildah, CRI-O; podman's container states from its
-``libpod/bolt_state.db``) are recognised. Nothing is written under the evidence and no symbolic
+``libpod/bolt_state.db``) and containerd's ``/var/lib/containerd`` (Kubernetes nodes; the
+overlayfs snapshotter) are recognised. Nothing is written under the evidence and no symbolic
 link inside it is followed.
 """
 

@@ -569,9 +569,20 @@ def find_roots(fs: HostFS) -> list[StorageRoot]:
             found.append(DockerRoot(fs, rel))
         elif any(fs.is_file(j(f"{d}-images", "images.json")) for d in ("overlay", "vfs")):
             found.append(ContainersStorageRoot(fs, rel))
+        elif fs.is_file(j("io.containerd.metadata.v1.bolt", "meta.db")):
+            from ._containerd import ContainerdRoot  # builds on this module's records
+
+            found.append(ContainerdRoot(fs, rel))
 
     check("")
-    for candidate in ("var/lib/docker", "docker", "var/lib/containers/storage", "storage"):
+    for candidate in (
+        "var/lib/docker",
+        "docker",
+        "var/lib/containers/storage",
+        "storage",
+        "var/lib/containerd",
+        "containerd",
+    ):
         check(candidate)
     if not found:
         # a tar of one folder: look one and two levels down
@@ -582,7 +593,8 @@ def find_roots(fs: HostFS) -> list[StorageRoot]:
     if not found:
         raise LayerForensicsError(
             fs.path,
-            "no Docker root (containers/ + image/ or graph/) nor containers/storage "
-            "(overlay-images/images.json) found",
+            "no Docker root (containers/ + image/ or graph/), containers/storage "
+            "(overlay-images/images.json) nor containerd root (io.containerd.metadata.v1.bolt) "
+            "found",
         )
     return found
