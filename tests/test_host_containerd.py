@@ -62,7 +62,7 @@ def containerd_tree() -> Iterator[tuple[Path, Path]]:
         return proc.stdout
 
     try:
-        for _ in range(100):
+        for _ in range(300):  # up to 30 s for the daemon to answer
             if (
                 sock.exists()
                 and subprocess.run(
