@@ -122,6 +122,8 @@ def test_containerd_images_and_container_drift(containerd_tree: tuple[Path, Path
         assert "/app/server.js" not in set(web.filesystem()["path"])
         timeline = host.timeline()
         assert "container-created" in set(timeline["event"].astype(str))
+        # every unpacked layer matches the blob in the content store it was unpacked from
+        assert host.verify().empty
     assert _tree_digest(root) == before  # evidence untouched
 
 
@@ -135,3 +137,27 @@ def test_containerd_damaged_metadata_database(
     db.write_bytes(db.read_bytes()[:3000])
     with open_host(copy) as host, pytest.raises(LayerForensicsError, match="meta.db"):
         host.images  # noqa: B018
+
+
+def test_containerd_layer_tampered_after_the_pull(
+    containerd_tree: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, _ = containerd_tree
+    copy = tmp_path / "root"
+    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+    snapshots = copy / "io.containerd.snapshotter.v1.overlayfs" / "snapshots"
+    # one image layer writes it (the container's snapshot holds its whiteout, not a file)
+    [server] = [p for p in snapshots.glob("*/fs/app/server.js") if p.is_file()]
+    data = bytearray(server.read_bytes())
+    data[0] ^= 0x20  # same size, same mtime: only the content differs
+    stat = server.stat()
+    server.write_bytes(bytes(data))
+    os.utime(server, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (server.parent / "backdoor.js").write_text("require('child_process')\n")
+    with open_host(copy) as host:
+        problems = host.verify()
+        found = {(p, str(k)) for p, k in zip(problems["path"], problems["problem"], strict=True)}
+        assert found == {("/app/server.js", "modified"), ("/app/backdoor.js", "added")}
+        saved = lf.open_image(IMAGE)
+        layer = saved.files[saved.files["path"] == "/app/server.js"]["layer"].iloc[0]
+        assert set(problems["layer"]) == {layer}

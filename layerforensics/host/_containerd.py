@@ -126,11 +126,14 @@ class ContainerdRoot(StorageRoot):
         return name if namespace == b"default" else f"{namespace.decode()}/{name}"
 
     # ------------------------------------------------------------------ content
-    def _blob(self, digest: str) -> bytes:
+    def _blob_rel(self, digest: str) -> str:
         algorithm, _, encoded = digest.partition(":")
         if not algorithm.isalnum() or not encoded.isalnum():
             raise ValueError(f"not a digest: {digest[:80]!r}")
-        return self.fs.read(self.j(CONTENT, algorithm, encoded))
+        return self.j(CONTENT, algorithm, encoded)
+
+    def _blob(self, digest: str) -> bytes:
+        return self.fs.read(self._blob_rel(digest))
 
     def _manifest(self, digest: str, depth: int = 0) -> dict[str, Any]:
         """The image manifest a target names (an index resolves to linux/amd64, or its only
@@ -178,13 +181,22 @@ class ContainerdRoot(StorageRoot):
                     config = json.loads(config_bytes)
                     diff_ids = list(config["rootfs"]["diff_ids"])
                     chains = chain_ids(diff_ids)
+                    blobs = [d["digest"] for d in manifest["layers"]]
                     layers = []
                     for n, chain in enumerate(chains):
                         root = self.snapshot_dir(namespace, chain)
                         if root is None:
                             self.notes.append(f"{label}: layer {n} is not unpacked; left out")
                             root = self.j(OVERLAYFS, "snapshots", "<missing>", "fs")
-                        layers.append(DiskLayer(root, "overlay", label=f"{root} (layer {n})"))
+                        blob = self._blob_rel(blobs[n]) if n < len(blobs) else None
+                        layers.append(
+                            DiskLayer(
+                                root,
+                                "overlay",
+                                label=f"{root} (layer {n})",
+                                blob=blob if blob and self.fs.is_file(blob) else None,
+                            )
+                        )
                     tag = self._label_of(namespace, name.decode())
                     image_id = config_digest
                     if image_id in out:  # the same image under another name

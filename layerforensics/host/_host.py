@@ -11,8 +11,10 @@ from typing import Any
 import pandas as pd
 
 from .. import _frames as F
+from .._blobs import LayerStream
 from .._container import Container
 from .._sources._model import ImageRecord, LayerBlob, platform_of
+from .._tarscan import scan_tar
 from ..errors import ImageReferenceError, LayerForensicsError
 from ..image import Image
 from ._docker import ContainerRecord, HostImageRecord, StorageRoot, find_roots
@@ -489,14 +491,17 @@ class Host:
 
     # ------------------------------------------------------------------ verify
     def verify(self) -> pd.DataFrame:
-        """Check every image layer on disk against its tar-split record (sizes and CRC-64).
+        """Check every image layer on disk against its tar-split record (sizes and CRC-64), or,
+        for containerd, against the layer blob in the content store it was unpacked from
+        (types, link targets, sizes, sha256).
 
         Returns
         -------
         DataFrame
             One row per problem: ``image_id``, ``image`` (first tag), ``layer`` (int64, 0-based),
             ``layer_dir`` (string), ``path`` (string), ``problem`` (category: modified, added,
-            missing, type-changed, unverifiable: no tar-split record for the layer), ``detail``.
+            missing, type-changed, unverifiable: no record to check the layer against),
+            ``detail``.
             Empty when every layer matches its record.
         """
         cache: dict[str, list[tuple[str, str, str]]] = {}
@@ -531,6 +536,8 @@ class Host:
         if not self.fs.is_dir(layer.root):
             return [("/", "missing", f"layer directory {layer.root} is absent")]
         split = provider.split()
+        if split is None and layer.blob is not None:
+            return self._verify_against_blob(layer, provider)
         if split is None:
             return [("/", "unverifiable", "no tar-split record for this layer")]
         records, _size = split
@@ -595,6 +602,44 @@ class Host:
             else:
                 what = "char device 0:0 (whiteout)" if node.type == "char" else node.type
                 out.append((path, "added", f"{what} not in the layer record"))
+        return out
+
+    def _verify_against_blob(
+        self, layer: DiskLayer, provider: DiskLayerProvider
+    ) -> list[tuple[str, str, str]]:
+        """Compare a layer directory with the layer blob it was unpacked from (containerd keeps
+        both): every entry's type, link target, size and sha256, whiteouts and opaque marks."""
+        assert layer.blob is not None
+        label = self.fs.label(layer.blob)
+        stream = LayerStream(memoryview(self.fs.read(layer.blob)), label)
+        recorded = {e.path: e for e in scan_tar(stream, label) if not e.synthetic}
+        stream.finish()
+        on_disk = {e.path: e for e in provider.scan(None, None)[0]}
+        out: list[tuple[str, str, str]] = []
+        for path, want in recorded.items():
+            if path == "/" or want.type == "aufs-meta":
+                continue
+            got = on_disk.get(path)  # markers on both sides carry their tar names (.wh.*)
+            if got is None:
+                target = want.whiteout_target if want.type == "whiteout" else path
+                out.append((target or path, "missing", f"{want.type} in the layer blob"))
+                continue
+            want_type = "file" if want.type == "hardlink" else want.type
+            got_type = "file" if got.type == "hardlink" else got.type
+            if want_type != got_type:
+                out.append((path, "type-changed", f"blob: {want.type}, disk: {got.type}"))
+            elif want.type == "symlink" and want.linkname != got.linkname:
+                out.append((path, "modified", f"link target {want.linkname!r} -> {got.linkname!r}"))
+            elif want.type == "file" and (want.size, want.sha256) != (got.size, got.sha256):
+                detail = (
+                    f"size {want.size} -> {got.size}"
+                    if want.size != got.size
+                    else f"sha256 {want.sha256} -> {got.sha256}"
+                )
+                out.append((path, "modified", detail))
+        for path, got in on_disk.items():
+            if path not in recorded and path != "/":
+                out.append((path, "added", f"{got.type} not in the layer blob"))
         return out
 
 

@@ -43,6 +43,9 @@ class DiskLayer:
     tar_split: str | None = None  # relative path of the gzipped tar-split record
     parent_root: str | None = None  # for kind == "full": the parent layer's root
     label: str = ""
+    #: relative path of the layer blob it was unpacked from (containerd's content store), the
+    #: reference ``verify`` checks the directory against when there is no tar-split record
+    blob: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
