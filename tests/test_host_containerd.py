@@ -127,12 +127,17 @@ def test_containerd_images_and_container_drift(containerd_tree: tuple[Path, Path
     assert _tree_digest(root) == before  # evidence untouched
 
 
+def _copy(root: Path, tmp_path: Path) -> Path:
+    """A copy of the evidence to damage (``cp -a`` keeps the whiteout devices)."""
+    copy = tmp_path / "root"
+    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+    return copy
+
+
 def test_containerd_damaged_metadata_database(
     containerd_tree: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    root, _ = containerd_tree
-    copy = tmp_path / "root"
-    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+    copy = _copy(containerd_tree[0], tmp_path)
     db = copy / "io.containerd.metadata.v1.bolt" / "meta.db"
     db.write_bytes(db.read_bytes()[:3000])
     with open_host(copy) as host, pytest.raises(LayerForensicsError, match="meta.db"):
@@ -142,9 +147,7 @@ def test_containerd_damaged_metadata_database(
 def test_containerd_layer_tampered_after_the_pull(
     containerd_tree: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    root, _ = containerd_tree
-    copy = tmp_path / "root"
-    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+    copy = _copy(containerd_tree[0], tmp_path)
     snapshots = copy / "io.containerd.snapshotter.v1.overlayfs" / "snapshots"
     # one image layer writes it (the container's snapshot holds its whiteout, not a file)
     [server] = [p for p in snapshots.glob("*/fs/app/server.js") if p.is_file()]
