@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 from ..errors import CorruptArchiveError
 
@@ -64,18 +65,31 @@ class BoltFile:
             raise CorruptArchiveError(label, "not a bbolt database (no valid meta page)")
         _, self.page_size, self.root = max(candidates)
 
-    def bucket(self, *path: bytes) -> dict[bytes, bytes | None] | None:
-        """The keys of the bucket at ``path`` (from the root): value bytes, or None for a
-        nested bucket. None when the bucket does not exist."""
+    def tree(self, *path: bytes) -> dict[bytes, Any] | None:
+        """Everything in the bucket at ``path`` (from the root), read in one walk: each key maps
+        to its value bytes, or to a dict for a nested bucket. None when there is no such bucket.
+        """
         where: tuple[int, bytes | None] = (self.root, None)
+        seen: set[int] = set()
         for name in path:
-            for key, value, nested in self._items(*where):
+            for key, value, nested in self._items(*where, seen):
                 if key == name and nested:
                     where = self._nested(value)
                     break
             else:
                 return None
-        return {key: (None if nested else value) for key, value, nested in self._items(*where)}
+            seen.clear()  # the pages above are not part of the bucket read below
+        return self._read(*where, seen, 0)
+
+    def _read(
+        self, root: int, inline: bytes | None, seen: set[int], depth: int
+    ) -> dict[bytes, Any]:
+        if depth > 32:
+            raise CorruptArchiveError(self.label, "buckets nested too deeply")
+        return {
+            key: self._read(*self._nested(value), seen, depth + 1) if nested else value
+            for key, value, nested in self._items(root, inline, seen)
+        }
 
     def _nested(self, value: bytes) -> tuple[int, bytes | None]:
         if len(value) < 16:
@@ -83,14 +97,18 @@ class BoltFile:
         root = struct.unpack_from("<Q", value, 0)[0]
         return root, (value[16:] if root == 0 else None)  # root 0: the bucket is inline
 
-    def _items(self, root: int, inline: bytes | None) -> Iterator[tuple[bytes, bytes, bool]]:
+    def _items(
+        self, root: int, inline: bytes | None, seen: set[int]
+    ) -> Iterator[tuple[bytes, bytes, bool]]:
         if inline is not None:
             yield from self._leaf(inline, 0)
         else:
-            yield from self._tree(root, set())
+            yield from self._tree(root, seen)
 
     def _tree(self, page: int, seen: set[int]) -> Iterator[tuple[bytes, bytes, bool]]:
-        if page in seen:  # each page once: a damaged file cannot make the walk loop or explode
+        # Each page belongs to one bucket: reading a page twice in one walk means damage, and
+        # refusing it keeps a damaged file from making the walk loop or explode.
+        if page in seen:
             raise CorruptArchiveError(self.label, f"page {page} is reached twice (a loop?)")
         seen.add(page)
         offset = page * self.page_size

@@ -82,6 +82,21 @@ def _any_value(raw: bytes) -> bytes:
     return b""
 
 
+def _bucket(tree: dict[bytes, Any], *path: bytes) -> dict[bytes, Any]:
+    """The nested bucket at ``path`` of a :meth:`BoltFile.tree` (empty when absent).
+
+    Raises
+    ------
+    ValueError
+        Something other than a bucket stands there (a damaged database).
+    """
+    for name in path:
+        tree = tree.get(name, {})
+        if not isinstance(tree, dict):
+            raise ValueError(f"{name!r} is a value, not a bucket")
+    return tree
+
+
 class ContainerdRoot(StorageRoot):
     """``/var/lib/containerd`` with the overlayfs snapshotter."""
 
@@ -90,36 +105,40 @@ class ContainerdRoot(StorageRoot):
     def __init__(self, fs: HostFS, root: str) -> None:
         super().__init__(fs, root)
         self.driver = "overlayfs"
-        self._meta: BoltFile | None = None
-        self._snapshot_ids: dict[str, int] | None = None
+        self.meta_label = fs.label(self.j(META_DB))
+        self._v1: dict[bytes, Any] | None = None
+        self._snapshot_ids: dict[bytes, int] | None = None
         self._images: list[HostImageRecord] | None = None
 
     # ------------------------------------------------------------------ databases
     @property
-    def meta(self) -> BoltFile:
-        if self._meta is None:
-            rel = self.j(META_DB)
-            self._meta = BoltFile(self.fs.read(rel), self.fs.label(rel))
-        return self._meta
+    def v1(self) -> dict[bytes, Any]:
+        """``meta.db``'s ``v1`` bucket, read once: namespace -> images, containers, snapshots."""
+        if self._v1 is None:
+            db = BoltFile(self.fs.read(self.j(META_DB)), self.meta_label)
+            self._v1 = db.tree(b"v1") or {}
+        return self._v1
 
     def namespaces(self) -> list[bytes]:
-        return sorted((self.meta.bucket(b"v1") or {}).keys() - {b"version"})
+        return sorted(k for k, v in self.v1.items() if isinstance(v, dict))
 
     def snapshot_dir(self, namespace: bytes, key: str) -> str | None:
         """The directory of snapshot ``key`` (a ChainID or a container's key), if unpacked."""
-        record = self.meta.bucket(b"v1", namespace, b"snapshots", b"overlayfs", key.encode())
-        if not record or not record.get(b"name"):
+        name = _bucket(self.v1, namespace, b"snapshots", b"overlayfs", key.encode()).get(b"name")
+        if not name:
             return None
         if self._snapshot_ids is None:
-            self._snapshot_ids = {}
             rel = self.j(OVERLAYFS, "metadata.db")
+            snapshots: dict[bytes, Any] = {}
             if self.fs.is_file(rel):
                 db = BoltFile(self.fs.read(rel), self.fs.label(rel))
-                for name in db.bucket(b"v1", b"snapshots") or {}:
-                    ident = (db.bucket(b"v1", b"snapshots", name) or {}).get(b"id")
-                    if ident:
-                        self._snapshot_ids[name.decode()] = _uvarint(ident)[0]
-        ident = self._snapshot_ids.get(record[b"name"].decode())
+                snapshots = db.tree(b"v1", b"snapshots") or {}
+            self._snapshot_ids = {
+                n: _uvarint(record[b"id"])[0]
+                for n, record in snapshots.items()
+                if isinstance(record, dict) and record.get(b"id")
+            }
+        ident = self._snapshot_ids.get(name)
         return None if ident is None else self.j(OVERLAYFS, "snapshots", str(ident), "fs")
 
     def _label_of(self, namespace: bytes, name: str) -> str:
@@ -169,12 +188,10 @@ class ContainerdRoot(StorageRoot):
     def _read_images(self) -> list[HostImageRecord]:
         out: dict[str, HostImageRecord] = {}
         for namespace in self.namespaces():
-            for name in self.meta.bucket(b"v1", namespace, b"images") or {}:
-                label = f"{self.meta.label} (image {name.decode(errors='replace')!r})"
+            for name, record in _bucket(self.v1, namespace, b"images").items():
+                label = f"{self.meta_label} (image {name.decode(errors='replace')!r})"
                 with skip_damaged(self.notes, label, "the image record or its content"):
-                    record = self.meta.bucket(b"v1", namespace, b"images", name) or {}
-                    target = self.meta.bucket(b"v1", namespace, b"images", name, b"target")
-                    digest = (target or {}).get(b"digest", b"").decode()
+                    digest = _bucket(record, b"target")[b"digest"].decode()
                     manifest = self._manifest(digest)
                     config_digest = manifest["config"]["digest"]
                     config_bytes = self._blob(config_digest)
@@ -226,16 +243,15 @@ class ContainerdRoot(StorageRoot):
             self.notes.append(str(exc))
             return []
         image_ids = {tag: r.image_id for r in self.images() for tag in r.tags}
-        if any(self.meta.bucket(b"v1", ns, b"containers") for ns in namespaces):
+        if any(_bucket(self.v1, ns, b"containers") for ns in namespaces):
             self.notes.append(
                 f"{self.fs.label(self.root)}: containerd keeps task states and exit codes under "
                 "its state directory (/run/containerd), not here: container states are unknown"
             )
         for namespace in namespaces:
-            for cid in self.meta.bucket(b"v1", namespace, b"containers") or {}:
-                label = f"{self.meta.label} (container {cid.decode(errors='replace')!r})"
+            for cid, record in _bucket(self.v1, namespace, b"containers").items():
+                label = f"{self.meta_label} (container {cid.decode(errors='replace')!r})"
                 with skip_damaged(self.notes, label, "the container record"):
-                    record = self.meta.bucket(b"v1", namespace, b"containers", cid) or {}
                     spec = json.loads(_any_value(record.get(b"spec") or b"") or b"{}")
                     args = (spec.get("process") or {}).get("args") or []
                     key = (record.get(b"snapshotKey") or b"").decode()

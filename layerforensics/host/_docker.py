@@ -524,11 +524,9 @@ class ContainersStorageRoot(StorageRoot):
             return {}
         try:
             db = BoltFile(self.fs.read(rel), self.fs.label(rel))
-            ids = db.bucket(b"ctr") or {}
             out = {}
-            for cid in ids:
+            for cid, record in (db.tree(b"ctr") or {}).items():
                 with skip_damaged(self.notes, db.label, f"the state of container {cid[:12]!r}"):
-                    record = db.bucket(b"ctr", cid) or {}
                     state = json.loads(record.get(b"state") or b"{}")
                     config = json.loads(record.get(b"config") or b"{}")
                     code = state.get("state")
