@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from . import waste as _waste
-from ._output import human_size
+from ._output import frame_records, human_size
 from .cli import image_arguments, open_from_args
 from .errors import LayerForensicsError
 
@@ -66,19 +66,6 @@ def _rules(args: argparse.Namespace) -> tuple[dict[str, str], str | None]:
     return rules, source
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(df.to_json(orient="records", date_format="iso"))
-
-
-def _print_frame(df: pd.DataFrame, out: TextIO) -> None:
-    try:
-        from ._output import print_frame
-    except ImportError:  # pragma: no cover - the core's helper is the normal path
-        out.write(df.to_string(index=False) + "\n")
-        return
-    print_frame(df, "table")
-
-
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``layerforensics waste``; returns the exit status."""
     out = out or sys.stdout
@@ -95,14 +82,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         doc: dict[str, Any] = {
             "image": args.image,
             "summary": result.to_dict(),
-            "layers": _records(_waste.layer_waste(image)),
-            "paths": _records(_waste.waste(image)),
+            "layers": frame_records(_waste.layer_waste(image)),
+            "paths": frame_records(_waste.waste(image)),
         }
         if checks is not None:
             doc["ci"] = {
                 "passed": not failed,
                 "rules_file": rules_source,
-                "rules": _records(checks),
+                "rules": frame_records(checks),
             }
         json.dump(doc, out, indent=2, allow_nan=False, default=str)
         out.write("\n")

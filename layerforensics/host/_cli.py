@@ -10,13 +10,9 @@ import argparse
 import sys
 from typing import Any
 
+from .._output import print_frame
 from ..errors import LayerForensicsError
 from ._host import open_host
-
-try:
-    from .._output import print_frame
-except ImportError:  # pragma: no cover - the core's printer is the normal path
-    print_frame = None  # type: ignore[assignment]
 
 VIEWS = ("images", "containers", "changes", "timeline", "verify")
 
@@ -25,11 +21,11 @@ def add_parser(subparsers: Any) -> None:
     """Add the ``host`` subcommand to an argparse ``subparsers`` object."""
     p = subparsers.add_parser(
         "host",
-        help="offline forensics of a seized /var/lib/docker or containers/storage",
+        help="offline forensics of a seized /var/lib/docker, containers/storage or containerd",
         description=(
             "Read a container host's storage (a directory or a tar of one) read-only: "
             "images, containers, one container's changes, a timeline, or a tamper check "
-            "of every image layer against its tar-split record."
+            "of every image layer against its tar-split record (containerd: its layer blob)."
         ),
     )
     p.add_argument("path", help="/var/lib/docker (or a mount / tar holding it)")
@@ -55,19 +51,8 @@ def run(args: argparse.Namespace) -> int:
                 df = host.timeline()
             else:
                 df = host.verify()
-            _print(df, args.format)
+            print_frame(df, args.format)
             return 1 if args.view == "verify" and len(df) else 0
     except LayerForensicsError as exc:
         print(f"layerforensics host: {exc}", file=sys.stderr)
         return 2
-
-
-def _print(df: Any, fmt: str) -> None:
-    if print_frame is not None:
-        print_frame(df, fmt)  # type: ignore[arg-type]
-    elif fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
-    else:
-        sys.stdout.write(df.to_string(index=False) + "\n")
