@@ -123,7 +123,6 @@ def _num(field: bytes, label: str, offset: int) -> int:
 
 _ZERO_BLOCK = bytes(BLOCK)
 _META_TYPES = frozenset({b"x", b"g", b"L", b"K"})  # headers that describe the next entry
-_TERMINATORS = (0, 32)  # NUL or space after the octal digits of a numeric field
 _OFFLOAD = 256 << 10  # files this large are hashed on a worker thread (GIL released)
 _BATCH = 8  # files handed to the hashing thread at a time
 
@@ -306,20 +305,8 @@ def scan_tar(
                     _num(header[116:124], label, header_offset),
                 )
             mode, uid, gid = ids
-            # The usual layout: octal digits, then a NUL or space; int() parses those at C
-            # speed. Anything else (base-256, 12 digits without terminator) takes _num.
-            try:
-                size = int(header[124:135], 8) if header[135] in _TERMINATORS else -1
-            except ValueError:
-                size = -1
-            if size < 0:
-                size = _num(header[124:136], label, header_offset)
-            try:
-                mtime_field = int(header[136:147], 8) if header[147] in _TERMINATORS else -1
-            except ValueError:
-                mtime_field = -1
-            if mtime_field < 0:
-                mtime_field = _num(header[136:148], label, header_offset)
+            size = _num(header[124:136], label, header_offset)
+            mtime_field = _num(header[136:148], label, header_offset)
             padded = (size + BLOCK - 1) & ~(BLOCK - 1)
 
             if typeflag in _META_TYPES:
