@@ -59,6 +59,23 @@ DEMO_DB_PASSWORD = "EFUw4Js2MSOjy15VnA4Lze"
 DEMO_DATABASE_URL = f"postgresql://shop:{DEMO_DB_PASSWORD}@db.prod.internal:5432/shop"
 
 
+def _npm_install_left_pad() -> list[Dir | File]:
+    """What ``npm install`` of the one dependency writes (both Node examples have it)."""
+    return [
+        Dir("/app"),
+        Dir("/app/node_modules"),
+        Dir("/app/node_modules/left-pad"),
+        File(
+            "/app/node_modules/left-pad/package.json",
+            b'{"name": "left-pad", "version": "1.3.0"}\n',
+        ),
+        File(
+            "/app/node_modules/left-pad/index.js",
+            b"module.exports = (s, n, c = ' ') => String(s).padStart(n, c);\n",
+        ),
+    ]
+
+
 def _demo_ssh_key() -> bytes:
     """An OpenSSH-format private key block of deterministic random bytes (not a usable key)."""
     body = base64.b64encode(
@@ -149,17 +166,7 @@ def classic_secret() -> ImageBuilder:
     b.step(_NOP + " ARG NPM_TOKEN")
     b.layer(
         [
-            Dir("/app"),
-            Dir("/app/node_modules"),
-            Dir("/app/node_modules/left-pad"),
-            File(
-                "/app/node_modules/left-pad/package.json",
-                b'{"name": "left-pad", "version": "1.3.0"}\n',
-            ),
-            File(
-                "/app/node_modules/left-pad/index.js",
-                b"module.exports = (s, n, c = ' ') => String(s).padStart(n, c);\n",
-            ),
+            *_npm_install_left_pad(),
             Dir("/root", mode=0o700),
             Dir("/root/.npm"),
             Dir("/root/.npm/_cacache"),
@@ -276,17 +283,7 @@ def leaky_app() -> ImageBuilder:
     )
     b.layer(
         [
-            Dir("/app"),
-            Dir("/app/node_modules"),
-            Dir("/app/node_modules/left-pad"),
-            File(
-                "/app/node_modules/left-pad/package.json",
-                b'{"name": "left-pad", "version": "1.3.0"}\n',
-            ),
-            File(
-                "/app/node_modules/left-pad/index.js",
-                b"module.exports = (s, n, c = ' ') => String(s).padStart(n, c);\n",
-            ),
+            *_npm_install_left_pad(),
         ],
         created_by=(
             f"RUN |1 NPM_TOKEN={DEMO_NPM_TOKEN} /bin/sh -c "

@@ -6,6 +6,7 @@ absent, except when ``LAYERFORENSICS_REQUIRE_ALL=1`` (CI), where they *fail* ins
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import posixpath
@@ -227,3 +228,28 @@ def merged_view(img: Any) -> dict[str, tuple[str, object]]:
         detail = row.linkname if kind == "symlink" else row.size if kind == "file" else None
         out[row.path] = (kind, detail)
     return out
+
+
+def tree_digest(root: Path) -> str:
+    """Content + metadata of every node below ``root`` (links not followed)."""
+    h = hashlib.sha256()
+    for dirpath, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            h.update(str(p.relative_to(root)).encode())
+            h.update(
+                f"{st.st_mode} {st.st_uid} {st.st_gid} {st.st_size} {st.st_mtime_ns} "
+                f"{st.st_rdev}".encode()
+            )
+            if p.is_symlink():
+                h.update(os.readlink(p).encode())
+            elif p.is_file():
+                h.update(hashlib.sha256(p.read_bytes()).digest())
+            try:
+                for x in sorted(os.listxattr(p, follow_symlinks=False)):
+                    h.update(x.encode() + os.getxattr(p, x, follow_symlinks=False))
+            except OSError:
+                pass
+    return h.hexdigest()

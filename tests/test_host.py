@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, damage_json, require_shared_data
+from conftest import REPO_ROOT, damage_json, require_shared_data, tree_digest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -228,18 +228,6 @@ def test_evidence_directory_untouched_and_links_not_followed(tmp_path: Path) -> 
         upper = root / str(host.containers["upper_dir"].iloc[0])
     os.symlink(str(outside), upper / "root" / "link-out")
 
-    def digest() -> str:
-        h = hashlib.sha256()
-        for dirpath, dirs, files in os.walk(root):
-            dirs.sort()
-            for n in sorted(dirs + files):
-                p = Path(dirpath) / n
-                st = os.lstat(p)
-                h.update(f"{p}{st.st_mode}{st.st_size}{st.st_mtime_ns}{st.st_rdev}".encode())
-                if p.is_file() and not p.is_symlink():
-                    h.update(p.read_bytes())
-        return h.hexdigest()
-
     def file_atimes() -> dict[str, int]:
         # lstat only (listing a directory to get here touches that directory's atime, so
         # directories are left out; the library itself reads with O_NOATIME)
@@ -249,7 +237,7 @@ def test_evidence_directory_untouched_and_links_not_followed(tmp_path: Path) -> 
             for n in files
         }
 
-    before = digest()
+    before = tree_digest(root)
     atimes = file_atimes()
     with open_host(root) as host:
         c = host.container("web")
@@ -260,7 +248,7 @@ def test_evidence_directory_untouched_and_links_not_followed(tmp_path: Path) -> 
         host.timeline(), host.verify(), host.images
         assert len(host.image("shop:1").files) > 0
     assert file_atimes() == atimes
-    assert digest() == before
+    assert tree_digest(root) == before
     assert outside.read_text() == "host secret"
 
 

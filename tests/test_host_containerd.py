@@ -4,7 +4,6 @@ and ``open_host`` reads what it left under its root."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, merged_view, require_engine
+from conftest import REPO_ROOT, merged_view, require_engine, tree_digest
 
 import layerforensics as lf
 from layerforensics.errors import LayerForensicsError
@@ -24,16 +23,6 @@ from layerforensics.host import open_host
 
 IMAGE = REPO_ROOT / "data" / "classic-secret.tar"
 TAG = "docker.io/example/classic-secret:1.0"
-
-
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        st = p.lstat()
-        h.update(f"{p.relative_to(root)} {st.st_mode} {st.st_size} {st.st_mtime_ns}\n".encode())
-        if p.is_file() and not p.is_symlink():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +80,7 @@ def containerd_tree() -> Iterator[tuple[Path, Path]]:
 
 def test_containerd_images_and_container_drift(containerd_tree: tuple[Path, Path]) -> None:
     root, upper = containerd_tree
-    before = _tree_digest(root)
+    before = tree_digest(root)
     saved = lf.open_image(IMAGE)
     with open_host(root) as host:
         assert [r.kind for r in host.roots] == ["containerd"]
@@ -124,7 +113,7 @@ def test_containerd_images_and_container_drift(containerd_tree: tuple[Path, Path
         assert "container-created" in set(timeline["event"].astype(str))
         # every unpacked layer matches the blob in the content store it was unpacked from
         assert host.verify().empty
-    assert _tree_digest(root) == before  # evidence untouched
+    assert tree_digest(root) == before  # evidence untouched
 
 
 def _copy(root: Path, tmp_path: Path) -> Path:

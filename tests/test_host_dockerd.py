@@ -7,7 +7,6 @@ STOPPED; then the data root is read as a directory and as ``tar --xattrs`` of it
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 import engines
 import pandas as pd
 import pytest
-from conftest import require_engine
+from conftest import require_engine, tree_digest
 
 import layerforensics as lf
 from layerforensics.host import open_host
@@ -37,31 +36,6 @@ ATTACK = (
     " && rm /opt/app/config && mkdir -p /root/.ssh"
     " && echo 'ssh-ed25519 AAAAC3Nza attacker@evil' > /root/.ssh/authorized_keys"
 )
-
-
-def tree_digest(root: Path) -> str:
-    """Content + metadata of every node below ``root`` (links not followed)."""
-    h = hashlib.sha256()
-    for dirpath, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            p = Path(dirpath) / name
-            st = os.lstat(p)
-            h.update(str(p.relative_to(root)).encode())
-            h.update(
-                f"{st.st_mode} {st.st_uid} {st.st_gid} {st.st_size} {st.st_mtime_ns} "
-                f"{st.st_rdev}".encode()
-            )
-            if p.is_symlink():
-                h.update(os.readlink(p).encode())
-            elif p.is_file():
-                h.update(hashlib.sha256(p.read_bytes()).digest())
-            try:
-                for x in sorted(os.listxattr(p, follow_symlinks=False)):
-                    h.update(x.encode() + os.getxattr(p, x, follow_symlinks=False))
-            except OSError:
-                pass
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
